@@ -1,0 +1,1 @@
+"""The verbs of the `dist-caffe` command, one module each (see dist_caffe/cli.py)."""
