@@ -74,10 +74,10 @@ class Blob:
         return int(np.prod(self.shape[start:end], dtype=np.int64))
 
     def _legacy(self, i):
+        # Caffe's LegacyShape: axes past the blob's last count as 1, so (500, 800) is 500x800x1x1.
         if len(self.shape) > 4:
             raise ValueError(f"legacy accessor on a {len(self.shape)}-D blob {self.shape}")
-        i = i + len(self.shape) if len(self.shape) < 4 else i
-        return self.shape[i] if 0 <= i < len(self.shape) else 1
+        return self.shape[i] if i < len(self.shape) else 1
 
     num = property(lambda self: self._legacy(0))
     channels = property(lambda self: self._legacy(1))

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import backend
 from .blob import Blob, legacy_shape, shape_fits
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .layer import TEST, TRAIN, create_layer
 from .proto import caffe_pb2, read_binary_proto, read_net_param, write_binary
 from .proto.upgrade import upgrade_net
@@ -391,8 +391,12 @@ class Net:
         if path.endswith((".h5", ".hdf5")):
             from .hdf5 import read_net_hdf5
             return read_net_hdf5(path)
-        param, _ = upgrade_net(read_binary_proto(path, caffe_pb2.NetParameter))
-        return param
+        try:
+            param = read_binary_proto(path, caffe_pb2.NetParameter)
+        except DataError as e:  # a weights file is part of the job's configuration
+            raise ConfigError(f"{e}; re-copy the file or point -weights at a complete .caffemodel") \
+                from None
+        return upgrade_net(param)[0]
 
     def _copy_from_param(self, source, where):
         for src in source.layer:

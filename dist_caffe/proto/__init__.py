@@ -6,6 +6,7 @@ one warning per file; writers replace the target atomically.
 
 import logging
 import os
+import re
 import tempfile
 
 from google.protobuf import text_format
@@ -102,7 +103,7 @@ def _upgraded(msg, filename):
 def _text_source(path_or_text):
     """(text, filename) from a path, or from prototxt text given directly."""
     if isinstance(path_or_text, str) and not os.path.exists(path_or_text) \
-            and any(c in path_or_text for c in "{}:\n"):
+            and ("\n" in path_or_text or re.match(r"\s*(#|[A-Za-z_]\w*\s*[:{])", path_or_text)):
         return path_or_text, "<string>"
     return _read(path_or_text, "r"), str(path_or_text)
 

@@ -333,13 +333,13 @@ def _upgrade_input(net, source):
     if len(net.input_shape) or len(net.input_dim):
         if len(net.input_shape):
             if len(net.input_shape) != n:
-                raise ConfigError(f"{source}: {n} input(s) but {len(net.input_shape)} input_shape(s);"
-                                  f" give one input_shape per input")
+                raise ConfigError(f"{source}: {n} input(s) but {len(net.input_shape)} "
+                                  f"input_shape(s); give one input_shape per input")
             shapes = [list(s.dim) for s in net.input_shape]
         else:
             if len(net.input_dim) != 4 * n:
-                raise ConfigError(f"{source}: {n} input(s) need {4 * n} input_dim values "
-                                  f"(num, channels, height, width each), found {len(net.input_dim)}")
+                raise ConfigError(f"{source}: {n} input(s) need {4 * n} input_dim values (num, "
+                                  f"channels, height, width each), found {len(net.input_dim)}")
             shapes = [net.input_dim[4 * i:4 * i + 4] for i in range(n)]
         layer = caffe_pb2.LayerParameter(name="input", type="Input", top=list(net.input))
         for dims in shapes:

@@ -13,12 +13,12 @@ def _batch_size(layer):
     return 1
 
 
-def swap_data_for_input(net_param, image_shape=None, shapes=None):
+def swap_data_for_input(net_param, image_shape=None, shapes=None, batch=None):
     """A copy of net_param with each data layer replaced by an Input layer of the same tops.
 
     The data top gets (batch, *image_shape), where image_shape is (C, H, W) of the stored
     images; a `transform_param.crop_size` replaces H and W. The second top (labels) gets
-    (batch,). `shapes` ({top name: shape}) overrides either.
+    (batch,). `shapes` ({top name: shape}) overrides either; `batch` overrides the batch size.
     """
     shapes = dict(shapes or {})
     out = caffe_pb2.NetParameter()
@@ -33,7 +33,7 @@ def swap_data_for_input(net_param, image_shape=None, shapes=None):
         new.top.extend(layer.top)
         new.include.extend(layer.include)
         new.exclude.extend(layer.exclude)
-        n = _batch_size(layer)
+        n = batch or _batch_size(layer)
         for i, top in enumerate(layer.top):
             if top in shapes:
                 shape = shapes[top]

@@ -1,0 +1,23 @@
+"""ReLU: rectified linear unit with an optional leak."""
+from ..backend import get_array_module
+from ..layer import NeuronLayer, register_layer
+
+
+@register_layer
+class ReLULayer(NeuronLayer):
+    """y = x if x > 0 else negative_slope * x.  Reads relu_param.negative_slope (default 0).
+
+    Backward takes the sign from bottom.data, which in place is the top: for a slope >= 0 its
+    sign is the input's, so the gradient dy * (1 if x > 0 else negative_slope) is unchanged.
+    """
+    type = "ReLU"
+
+    def forward(self, bottom, top):
+        x, s = bottom[0].data, self.param.relu_param.negative_slope
+        top[0].data[...] = get_array_module(x).where(x > 0, x, x * s)
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        x, dy, s = bottom[0].data, top[0].diff, self.param.relu_param.negative_slope
+        bottom[0].diff[...] = get_array_module(x).where(x > 0, dy, dy * s)

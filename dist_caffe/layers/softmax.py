@@ -1,0 +1,45 @@
+"""Softmax over one axis."""
+from ..backend import get_array_module
+from ..layer import Layer, register_layer
+
+
+def softmax_axis(layer, blob):
+    """softmax_param.axis of `layer` made non-negative for `blob` (ConfigError when out of range)."""
+    axis = layer.param.softmax_param.axis
+    try:
+        return blob.canonical_axis_index(axis)
+    except IndexError:
+        raise layer.error("softmax_param.axis", f"axis {axis} is out of range for the "
+                                                f"{blob.num_axes}-D input {blob.shape}; give an axis "
+                                                f"in [-{blob.num_axes}, {blob.num_axes})") from None
+
+
+def softmax(x, axis):
+    """exp(x) / sum(exp(x)) along `axis`, with the maximum subtracted first for stability."""
+    xp = get_array_module(x)
+    e = xp.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@register_layer
+class SoftmaxLayer(Layer):
+    """y = softmax(x) along softmax_param.axis (default 1; negative counts from the end).
+
+    Backward: dx = (dy - sum(dy * y, axis)) * y, from the top data. May run in place.
+    """
+
+    type = "Softmax"
+    exact_num_bottom = exact_num_top = 1
+
+    def reshape(self, bottom, top):
+        self.axis = softmax_axis(self, bottom[0])
+        top[0].reshape_like(bottom[0])
+
+    def forward(self, bottom, top):
+        top[0].data[...] = softmax(bottom[0].data, self.axis)
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        y, dy = top[0].data, top[0].diff
+        bottom[0].diff[...] = (dy - (dy * y).sum(axis=self.axis, keepdims=True)) * y

@@ -1,0 +1,107 @@
+"""Softmax followed by the multinomial logistic loss, in one numerically stable layer."""
+import numpy as np
+
+from ..backend import get_array_module
+from ..errors import DataError
+from ..layer import LossLayer, register_layer
+from ..proto import caffe_pb2
+from .softmax import softmax, softmax_axis
+
+FLT_MIN = float(np.finfo(np.float32).tiny)  # Caffe clamps p at FLT_MIN for every dtype
+Norm = caffe_pb2.LossParameter
+
+
+def normalization_mode(loss_param):
+    """loss_param.normalization, or the legacy `normalize` bool (true: VALID, false: BATCH_SIZE)."""
+    if not loss_param.HasField("normalization") and loss_param.HasField("normalize"):
+        return Norm.VALID if loss_param.normalize else Norm.BATCH_SIZE
+    return loss_param.normalization
+
+
+def normalizer(mode, outer, inner, valid_count):
+    """What the summed loss is divided by: FULL outer*inner, VALID the non-ignored count,
+    BATCH_SIZE outer, NONE 1; never below 1. `valid_count` may be a device scalar."""
+    value = {Norm.FULL: outer * inner, Norm.VALID: valid_count,
+             Norm.BATCH_SIZE: outer, Norm.NONE: 1}[mode]
+    return get_array_module(value).maximum(value, 1)
+
+
+def read_labels(layer, labels, outer, inner, num_classes, ignore_label=None):
+    """Labels as ints shaped (outer, inner) (0 where ignored) and the mask of those not
+    equal to `ignore_label`.
+
+    Labels are truncated to int as Caffe's static_cast; a non-ignored label outside
+    [0, num_classes) is a DataError naming the value.
+    """
+    xp = get_array_module(labels)
+    label = labels.reshape(outer, inner).astype(np.int64)
+    valid = xp.ones(label.shape, bool) if ignore_label is None else label != ignore_label
+    bad = valid & ((label < 0) | (label >= num_classes))
+    if bool(bad.any()):
+        value = labels.reshape(outer, inner)[bad].ravel()[0]
+        raise DataError(f"layer '{layer.name}' (type {layer.type}): label {float(value):g} is out "
+                        f"of range: labels must be integers in [0, {num_classes - 1}] "
+                        f"(the size of the class axis of bottom[0]) or the ignore_label")
+    return xp.where(valid, label, 0), valid
+
+
+@register_layer
+class SoftmaxWithLossLayer(LossLayer):
+    """loss = -sum log(max(p[label], FLT_MIN)) / normalizer, p = softmax(bottom[0]) along
+    softmax_param.axis (default 1); bottom[1] holds outer*inner class indices (outer: the axes
+    before the class axis, inner: those after). Reads loss_param.ignore_label (those positions
+    add nothing and get zero gradient), loss_param.normalization (default VALID) or the legacy
+    loss_param.normalize. Optional top[1] = p. Backward: (p - onehot(label)) * w / normalizer,
+    w the loss weight; labels get no gradient.
+    """
+
+    type = "SoftmaxWithLoss"
+    max_top = 2
+
+    def layer_setup(self, bottom, top):
+        lp = self.param.loss_param
+        self.mode = normalization_mode(lp)
+        self.ignore_label = lp.ignore_label if lp.HasField("ignore_label") else None
+
+    def reshape(self, bottom, top):
+        super().reshape(bottom, top)
+        self.axis = softmax_axis(self, bottom[0])
+        self.outer = bottom[0].count_range(0, self.axis)
+        self.inner = bottom[0].count_range(self.axis + 1)
+        if bottom[1].count != self.outer * self.inner:
+            raise self.error("bottom", f"labels {bottom[1].shape} hold {bottom[1].count} values but "
+                                       f"scores {bottom[0].shape} with softmax axis {self.axis} need "
+                                       f"{self.outer * self.inner} (one per position outside that "
+                                       "axis, e.g. N*H*W labels for (N, C, H, W) scores and axis 1)")
+        if len(top) > 1:
+            top[1].reshape_like(bottom[0])
+
+    def _scores_shape(self, bottom):
+        return self.outer, bottom[0].shape[self.axis], self.inner
+
+    def forward(self, bottom, top):
+        xp = get_array_module(bottom[0].data)
+        shape = self._scores_shape(bottom)
+        self.prob = softmax(bottom[0].data.reshape(shape), 1)
+        label, valid = read_labels(self, bottom[1].data, self.outer, self.inner, shape[1],
+                                   self.ignore_label)
+        p = xp.take_along_axis(self.prob, label[:, None, :], axis=1)[:, 0, :]
+        loss = -xp.where(valid, xp.log(xp.maximum(p, FLT_MIN)), 0).sum()
+        top[0].data[...] = loss / normalizer(self.mode, self.outer, self.inner, valid.sum())
+        if len(top) > 1:
+            top[1].data[...] = self.prob.reshape(bottom[0].shape)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[1]:
+            raise self.error("propagate_down", "cannot backpropagate to the label input "
+                                               "(bottom[1]); set propagate_down: false for it")
+        if not propagate_down[0]:
+            return
+        xp = get_array_module(self.prob)
+        shape = self._scores_shape(bottom)
+        label, valid = read_labels(self, bottom[1].data, self.outer, self.inner, shape[1],
+                                   self.ignore_label)
+        onehot = xp.arange(shape[1])[None, :, None] == label[:, None, :]
+        grad = (self.prob - onehot) * valid[:, None, :]
+        scale = top[0].diff / normalizer(self.mode, self.outer, self.inner, valid.sum())
+        bottom[0].diff[...] = (grad * scale).reshape(bottom[0].shape)
