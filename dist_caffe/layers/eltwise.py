@@ -1,0 +1,90 @@
+"""Eltwise: element-wise product, (weighted) sum or maximum of several same-shaped bottoms."""
+from ..backend import get_array_module
+from ..layer import Layer, register_layer
+from ..proto import caffe_pb2
+
+PROD, SUM, MAX = (caffe_pb2.EltwiseParameter.PROD, caffe_pb2.EltwiseParameter.SUM,
+                  caffe_pb2.EltwiseParameter.MAX)
+
+
+@register_layer
+class EltwiseLayer(Layer):
+    """y = prod_i x_i | sum_i coeff_i * x_i | max_i x_i over bottoms of one shape.
+
+    Reads eltwise_param: operation (SUM), coeff (one per bottom, SUM only; default all 1),
+    stable_prod_grad (true: dx_i = dy * prod_{j != i} x_j; false: dy * y / x_i).
+    MAX sends the gradient to the bottom that held the maximum; ties go as in Caffe: between
+    bottoms 0 and 1 to bottom 1, after that to the earlier bottom.
+    """
+    type = "Eltwise"
+    min_bottom, exact_num_top = 2, 1
+
+    def layer_setup(self, bottom, top):
+        p = self.param.eltwise_param
+        self.op = p.operation
+        if p.coeff and len(p.coeff) != len(bottom):
+            raise self.error("eltwise_param.coeff", f"found {len(p.coeff)} values for "
+                                                    f"{len(bottom)} bottoms; give one per bottom")
+        if p.coeff and self.op != SUM:
+            raise self.error("eltwise_param.coeff", "coefficients apply only to operation: SUM, "
+                             f"found operation: {caffe_pb2.EltwiseParameter.EltwiseOp.Name(self.op)}"
+                             "; remove coeff or use SUM")
+        self.coeff = list(p.coeff) or [1.0] * len(bottom)
+
+    def _bottom_name(self, i):
+        names = self.param.bottom
+        return f"bottom[{i}] '{names[i]}'" if i < len(names) else f"bottom[{i}]"
+
+    def reshape(self, bottom, top):
+        for i, b in enumerate(bottom[1:], 1):
+            if b.shape != bottom[0].shape:
+                raise self.error("bottom", f"{self._bottom_name(i)} has shape {b.shape} but "
+                                 f"{self._bottom_name(0)} has {bottom[0].shape}; all bottoms of "
+                                 "Eltwise need the same shape")
+        top[0].reshape_like(bottom[0])
+
+    def forward(self, bottom, top):
+        xs = [b.data for b in bottom]
+        xp = get_array_module(xs[0])
+        if top[0] is bottom[0] and self.op == PROD:
+            self.x0_saved = xs[0].copy()  # in place: backward still needs bottom 0
+        if self.op == PROD:
+            y = xs[0] * xs[1]
+            for x in xs[2:]:
+                y *= x
+        elif self.op == SUM:
+            y = self.coeff[0] * xs[0]
+            for c, x in zip(self.coeff[1:], xs[1:]):
+                y += c * x
+        else:
+            # argmax keeps the first maximum; putting bottom 1 first reproduces Caffe's ties.
+            order = [1, 0] + list(range(2, len(xs)))
+            stack = xp.stack([xs[i] for i in order])
+            pick = stack.argmax(axis=0)
+            y = xp.take_along_axis(stack, pick[None], axis=0)[0]
+            self.max_idx = xp.asarray(order)[pick]
+        top[0].data[...] = y
+
+    def backward(self, top, propagate_down, bottom):
+        dy = top[0].diff
+        if top[0] is bottom[0]:
+            dy = dy.copy()  # bottom 0's diff is the top's: keep dy intact while writing
+        xs = [b.data for b in bottom]
+        if top[0] is bottom[0] and self.op == PROD:
+            xs[0] = self.x0_saved
+        for i, b in enumerate(bottom):
+            if not propagate_down[i]:
+                continue
+            if self.op == PROD:
+                if self.param.eltwise_param.stable_prod_grad:
+                    others = [x for j, x in enumerate(xs) if j != i]
+                    g = others[0].copy()
+                    for x in others[1:]:
+                        g *= x
+                else:
+                    g = top[0].data / xs[i]
+                b.diff[...] = g * dy
+            elif self.op == SUM:
+                b.diff[...] = self.coeff[i] * dy
+            else:
+                b.diff[...] = dy * (self.max_idx == i)
