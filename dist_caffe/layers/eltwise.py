@@ -67,12 +67,11 @@ class EltwiseLayer(Layer):
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff
-        if top[0] is bottom[0]:
-            dy = dy.copy()  # bottom 0's diff is the top's: keep dy intact while writing
         xs = [b.data for b in bottom]
         if top[0] is bottom[0] and self.op == PROD:
             xs[0] = self.x0_saved
-        for i, b in enumerate(bottom):
+        # Bottom 0 last: in place its diff is the top's, which the others still read.
+        for i, b in reversed(list(enumerate(bottom))):
             if not propagate_down[i]:
                 continue
             if self.op == PROD:
