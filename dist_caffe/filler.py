@@ -28,9 +28,15 @@ def fill_values(filler, shape, generator=None):
     """A float64 numpy array of `shape` drawn as `filler` (a FillerParameter) says."""
     g = generator or rng.generator()
     shape, kind = tuple(shape), filler.type
+    if filler.sparse >= 0 and kind != "gaussian":
+        raise ConfigError(f"filler '{kind}': sparse is only supported by the gaussian filler")
+    if int(np.prod(shape)) == 0:
+        return np.zeros(shape)
     if kind == "constant":
         return np.full(shape, filler.value)
     if kind == "uniform":
+        if filler.min > filler.max:
+            raise ConfigError(f"uniform filler: min {filler.min} > max {filler.max}; swap them")
         return g.uniform(filler.min, filler.max, shape)
     if kind == "gaussian":
         values = g.normal(filler.mean, filler.std, shape)

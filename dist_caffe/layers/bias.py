@@ -26,17 +26,18 @@ def param_shape(layer, blob, axis, num_axes, field):
     return blob.shape[axis:end]
 
 
-def broadcast_dims(layer, blob, operand, axis, field):
+def broadcast_dims(layer, blob, operand, axis, field, what):
     """(outer, dim, inner): `operand` spans blob's axes [axis, axis + operand.num_axes).
 
-    As in Caffe, a scalar operand (0 axes) ignores `axis`.
+    As in Caffe, a scalar operand (0 axes) ignores `axis`.  `what` names the operand
+    ("bottom[1]", "blobs[0]") in the error when the shapes disagree.
     """
     axis = 0 if operand.num_axes == 0 else axis_index(layer, blob, axis, f"{field}.axis")
     span = blob.shape[axis:axis + operand.num_axes]
     if span != operand.shape:
-        raise layer.error(field, f"the operand of shape {operand.shape} does not match the "
-                                 f"bottom {blob.shape} at axes {axis}..{axis + operand.num_axes - 1} "
-                                 f"({span}); check axis/num_axes or the second bottom's shape")
+        raise layer.error(what, f"shape {operand.shape} does not match bottom[0] {blob.shape} at "
+                                f"axes {axis}..{axis + operand.num_axes - 1} {span}; check "
+                                f"{field}.axis / num_axes, or the shape of {what}")
     return blob.count_range(0, axis), operand.count, blob.count_range(axis + operand.num_axes)
 
 
@@ -58,8 +59,10 @@ class BiasLayer(Layer):
             self.blobs = [fill(self.new_blob(shape), p.filler)]
 
     def reshape(self, bottom, top):
-        bias = bottom[1] if len(bottom) > 1 else self.blobs[0]
-        self.dims = broadcast_dims(self, bottom[0], bias, self.param.bias_param.axis, "bias_param")
+        given = len(bottom) > 1
+        self.dims = broadcast_dims(self, bottom[0], bottom[1] if given else self.blobs[0],
+                                   self.param.bias_param.axis, "bias_param",
+                                   "bottom[1]" if given else "blobs[0]")
         top[0].reshape_like(bottom[0])
 
     def forward(self, bottom, top):

@@ -6,6 +6,11 @@ from ..proto import caffe_pb2
 LEGACY = ("num", "channels", "height", "width")
 
 
+def _pick(values, i):
+    """The i-th value of a per-top list, or its only value."""
+    return values[i] if len(values) > 1 else values[0]
+
+
 @register_layer
 class DummyDataLayer(Layer):
     """No bottoms; each top gets dummy_data_param.shape (one for all or one per top) or the
@@ -22,10 +27,10 @@ class DummyDataLayer(Layer):
     def layer_setup(self, bottom, top):
         p, n = self.param.dummy_data_param, len(top)
         if len(p.data_filler) not in (0, 1, n):
-            raise self.error("dummy_data_param.data_filler", f"{len(p.data_filler)} fillers for {n} "
-                                                             "tops; give none, one, or one per top")
+            raise self.error("dummy_data_param.data_filler", f"{len(p.data_filler)} fillers for "
+                                                             f"{n} tops; give none, one, or one per top")
         fillers = list(p.data_filler) or [caffe_pb2.FillerParameter(type="constant", value=0)]
-        self.fillers = [fillers[i if len(fillers) > 1 else 0] for i in range(n)]
+        self.fillers = [_pick(fillers, i) for i in range(n)]
         for i, (blob, shape) in enumerate(zip(top, self._shapes(p, n))):
             if any(d < 0 for d in shape):
                 raise self.error("dummy_data_param.shape", f"shape {shape} of top {i} has a "
@@ -43,12 +48,11 @@ class DummyDataLayer(Layer):
                 if len(getattr(p, f)) not in (1, n):
                     raise self.error(f"dummy_data_param.{f}", f"{len(getattr(p, f))} values for "
                                                               f"{n} tops; give one, or one per top")
-            return [tuple(getattr(p, f)[i if len(getattr(p, f)) > 1 else 0] for f in LEGACY)
-                    for i in range(n)]
+            return [tuple(_pick(getattr(p, f), i) for f in LEGACY) for i in range(n)]
         if len(p.shape) not in (1, n):
             raise self.error("dummy_data_param.shape", f"{len(p.shape)} shapes for {n} tops; give "
                                                        "one shape for all tops or one per top")
-        return [tuple(p.shape[i if len(p.shape) > 1 else 0].dim) for i in range(n)]
+        return [tuple(_pick(p.shape, i).dim) for i in range(n)]
 
     def reshape(self, bottom, top):
         pass

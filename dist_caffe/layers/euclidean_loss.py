@@ -18,8 +18,8 @@ class EuclideanLossLayer(LossLayer):
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
         if bottom[0].count_range(1) != bottom[1].count_range(1):
-            raise self.error("bottom", f"the inputs {bottom[0].shape} and {bottom[1].shape} need the "
-                                       "same number of values per item (all axes after the first)")
+            raise self.error("bottom", f"the inputs {bottom[0].shape} and {bottom[1].shape} need "
+                                       "the same number of values per item (axes after the first)")
 
     def forward(self, bottom, top):
         self.delta = bottom[0].data - bottom[1].data.reshape(bottom[0].shape)

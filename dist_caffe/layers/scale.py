@@ -35,10 +35,12 @@ class ScaleLayer(Layer):
         return bottom[1] if len(bottom) > 1 else self.blobs[0]
 
     def reshape(self, bottom, top):
-        axis = self.param.scale_param.axis
-        self.dims = broadcast_dims(self, bottom[0], self._scale(bottom), axis, "scale_param")
+        axis, given = self.param.scale_param.axis, len(bottom) > 1
+        self.dims = broadcast_dims(self, bottom[0], self._scale(bottom), axis, "scale_param",
+                                   "bottom[1]" if given else "blobs[0]")
         if self.bias_term:
-            broadcast_dims(self, bottom[0], self.blobs[-1], axis, "scale_param")
+            broadcast_dims(self, bottom[0], self.blobs[-1], axis, "scale_param",
+                           f"blobs[{len(self.blobs) - 1}] (bias)")
         top[0].reshape_like(bottom[0])
 
     def forward(self, bottom, top):

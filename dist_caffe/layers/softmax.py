@@ -3,15 +3,14 @@ from ..backend import get_array_module
 from ..layer import Layer, register_layer
 
 
-def softmax_axis(layer, blob):
-    """softmax_param.axis of `layer` made non-negative for `blob` (ConfigError when out of range)."""
-    axis = layer.param.softmax_param.axis
+def canonical_axis(layer, blob, field, axis):
+    """`axis` (from prototxt `field`) made non-negative for `blob`; ConfigError when out of range."""
     try:
         return blob.canonical_axis_index(axis)
     except IndexError:
-        raise layer.error("softmax_param.axis", f"axis {axis} is out of range for the "
-                                                f"{blob.num_axes}-D input {blob.shape}; give an axis "
-                                                f"in [-{blob.num_axes}, {blob.num_axes})") from None
+        n = blob.num_axes
+        raise layer.error(field, f"axis {axis} is out of range for the {n}-D input {blob.shape}; "
+                                 f"give an axis in [-{n}, {n})") from None
 
 
 def softmax(x, axis):
@@ -32,7 +31,8 @@ class SoftmaxLayer(Layer):
     exact_num_bottom = exact_num_top = 1
 
     def reshape(self, bottom, top):
-        self.axis = softmax_axis(self, bottom[0])
+        self.axis = canonical_axis(self, bottom[0], "softmax_param.axis",
+                                   self.param.softmax_param.axis)
         top[0].reshape_like(bottom[0])
 
     def forward(self, bottom, top):

@@ -5,9 +5,9 @@ from ..backend import get_array_module
 from ..errors import DataError
 from ..layer import LossLayer, register_layer
 from ..proto import caffe_pb2
-from .softmax import softmax, softmax_axis
+from .softmax import canonical_axis, softmax
 
-FLT_MIN = float(np.finfo(np.float32).tiny)  # Caffe clamps p at FLT_MIN for every dtype
+FLT_MIN = float(np.finfo(np.float32).tiny)  # Caffe clamps p at FLT_MIN whatever the dtype
 Norm = caffe_pb2.LossParameter
 
 
@@ -26,11 +26,19 @@ def normalizer(mode, outer, inner, valid_count):
     return get_array_module(value).maximum(value, 1)
 
 
-def read_labels(layer, labels, outer, inner, num_classes, ignore_label=None):
-    """Labels as ints shaped (outer, inner) (0 where ignored) and the mask of those not
-    equal to `ignore_label`.
+def check_label_count(layer, bottom, axis, outer, inner):
+    """ConfigError unless bottom[1] holds one label per position outside the class axis."""
+    if bottom[1].count != outer * inner:
+        raise layer.error("bottom", f"labels {bottom[1].shape} hold {bottom[1].count} values but "
+                                    f"scores {bottom[0].shape} with class axis {axis} need "
+                                    f"{outer * inner}: one per position outside that axis, e.g. "
+                                    "N*H*W labels for (N, C, H, W) scores and axis 1")
 
-    Labels are truncated to int as Caffe's static_cast; a non-ignored label outside
+
+def read_labels(layer, labels, outer, inner, num_classes, ignore_label=None):
+    """Labels as ints shaped (outer, inner), 0 where ignored, and the mask of those kept.
+
+    Labels are truncated to int as Caffe's static_cast does; a kept label outside
     [0, num_classes) is a DataError naming the value.
     """
     xp = get_array_module(labels)
@@ -38,10 +46,10 @@ def read_labels(layer, labels, outer, inner, num_classes, ignore_label=None):
     valid = xp.ones(label.shape, bool) if ignore_label is None else label != ignore_label
     bad = valid & ((label < 0) | (label >= num_classes))
     if bool(bad.any()):
-        value = labels.reshape(outer, inner)[bad].ravel()[0]
-        raise DataError(f"layer '{layer.name}' (type {layer.type}): label {float(value):g} is out "
-                        f"of range: labels must be integers in [0, {num_classes - 1}] "
-                        f"(the size of the class axis of bottom[0]) or the ignore_label")
+        value = float(labels.reshape(outer, inner)[bad].ravel()[0])
+        raise DataError(f"layer '{layer.name}' (type {layer.type}): label {value:g} is out of "
+                        f"range: labels must be integers in [0, {num_classes - 1}] (the size of "
+                        "the class axis of bottom[0]) or the ignore_label")
     return xp.where(valid, label, 0), valid
 
 
@@ -65,26 +73,23 @@ class SoftmaxWithLossLayer(LossLayer):
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
-        self.axis = softmax_axis(self, bottom[0])
+        self.axis = canonical_axis(self, bottom[0], "softmax_param.axis",
+                                   self.param.softmax_param.axis)
         self.outer = bottom[0].count_range(0, self.axis)
         self.inner = bottom[0].count_range(self.axis + 1)
-        if bottom[1].count != self.outer * self.inner:
-            raise self.error("bottom", f"labels {bottom[1].shape} hold {bottom[1].count} values but "
-                                       f"scores {bottom[0].shape} with softmax axis {self.axis} need "
-                                       f"{self.outer * self.inner} (one per position outside that "
-                                       "axis, e.g. N*H*W labels for (N, C, H, W) scores and axis 1)")
+        self.num_classes = bottom[0].shape[self.axis]
+        check_label_count(self, bottom, self.axis, self.outer, self.inner)
         if len(top) > 1:
             top[1].reshape_like(bottom[0])
 
-    def _scores_shape(self, bottom):
-        return self.outer, bottom[0].shape[self.axis], self.inner
+    def _labels(self, bottom):
+        return read_labels(self, bottom[1].data, self.outer, self.inner, self.num_classes,
+                           self.ignore_label)
 
     def forward(self, bottom, top):
         xp = get_array_module(bottom[0].data)
-        shape = self._scores_shape(bottom)
-        self.prob = softmax(bottom[0].data.reshape(shape), 1)
-        label, valid = read_labels(self, bottom[1].data, self.outer, self.inner, shape[1],
-                                   self.ignore_label)
+        self.prob = softmax(bottom[0].data.reshape(self.outer, self.num_classes, self.inner), 1)
+        label, valid = self._labels(bottom)
         p = xp.take_along_axis(self.prob, label[:, None, :], axis=1)[:, 0, :]
         loss = -xp.where(valid, xp.log(xp.maximum(p, FLT_MIN)), 0).sum()
         top[0].data[...] = loss / normalizer(self.mode, self.outer, self.inner, valid.sum())
@@ -98,10 +103,8 @@ class SoftmaxWithLossLayer(LossLayer):
         if not propagate_down[0]:
             return
         xp = get_array_module(self.prob)
-        shape = self._scores_shape(bottom)
-        label, valid = read_labels(self, bottom[1].data, self.outer, self.inner, shape[1],
-                                   self.ignore_label)
-        onehot = xp.arange(shape[1])[None, :, None] == label[:, None, :]
+        label, valid = self._labels(bottom)
+        onehot = xp.arange(self.num_classes)[None, :, None] == label[:, None, :]
         grad = (self.prob - onehot) * valid[:, None, :]
         scale = top[0].diff / normalizer(self.mode, self.outer, self.inner, valid.sum())
         bottom[0].diff[...] = (grad * scale).reshape(bottom[0].shape)

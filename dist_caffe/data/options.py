@@ -1,0 +1,51 @@
+"""Run-wide switches of the input pipeline that Caffe's prototxt has no field for.
+
+Each is read from an environment variable (so it reaches every rank under mpirun/srun/Ray),
+and `configure(...)` overrides it from Python or a command-line flag:
+
+| option          | environment variable         | default                    |
+|-----------------|------------------------------|----------------------------|
+| skip_corrupt    | DIST_CAFFE_SKIP_CORRUPT=1    | off: a corrupt record stops training with a DataError |
+| shuffle         | DIST_CAFFE_SHUFFLE=1         | off: Data layers read in key order (as Caffe); TRAIN only |
+| shuffle_seed    | DIST_CAFFE_SHUFFLE_SEED=N    | 1 (must be equal on every rank) |
+| decode_workers  | DIST_CAFFE_DECODE_WORKERS=N  | min(4, CPUs): processes decoding encoded images; 0 = in the prefetch thread |
+"""
+import dataclasses
+import os
+
+_overrides = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataOptions:
+    skip_corrupt: bool = False
+    shuffle: bool = False
+    shuffle_seed: int = 1
+    decode_workers: int = 4
+
+
+def _flag(name):
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def options() -> DataOptions:
+    """The current options: environment, then `configure` overrides."""
+    env = DataOptions(
+        skip_corrupt=_flag("DIST_CAFFE_SKIP_CORRUPT"),
+        shuffle=_flag("DIST_CAFFE_SHUFFLE"),
+        shuffle_seed=int(os.environ.get("DIST_CAFFE_SHUFFLE_SEED", 1)),
+        decode_workers=int(os.environ.get("DIST_CAFFE_DECODE_WORKERS",
+                                          min(4, os.cpu_count() or 1))))
+    return dataclasses.replace(env, **_overrides)
+
+
+def configure(**values):
+    """Override options for this process, e.g. configure(skip_corrupt=True); None resets one."""
+    names = {f.name for f in dataclasses.fields(DataOptions)}
+    for name, value in values.items():
+        if name not in names:
+            raise ValueError(f"unknown data option '{name}' (known: {', '.join(sorted(names))})")
+        if value is None:
+            _overrides.pop(name, None)
+        else:
+            _overrides[name] = value

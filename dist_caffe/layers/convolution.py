@@ -1,0 +1,188 @@
+"""Convolution: N-D, grouped, strided, padded, dilated; one im2col and one GEMM per batch."""
+import math
+
+from .. import filler
+from ..backend import get_array_module
+from ..im2col import ConvGeometry, as_tuple, col2im, im2col
+from ..layer import Layer, register_layer
+
+# Bound on one layer's im2col matrix: a batch whose matrix would be larger runs in chunks of
+# images (and its backward then redoes im2col instead of keeping the forward's matrix).
+COL_BUFFER_BYTES = 256 << 20
+# Outputs narrower than this put the batch innermost in the im2col columns (see im2col.py):
+# measured faster for LeNet's 8x8 and AlexNet's 13x13 layers, slower for 32x32 and 55x55.
+BATCH_INNER_BELOW_WIDTH = 16
+
+
+def read_spatial(layer, param, field, nd, default, hw=None):
+    """One value per spatial axis from a repeated field (one value for all axes, or one per
+    axis) or from its 2-D-only `<name>_h`/`<name>_w` pair; `default` when neither is set."""
+    values = list(getattr(param, field))
+    if hw and any(param.HasField(f) for f in hw):
+        if nd != 2:
+            raise layer.error("/".join(hw), f"only for 2-D inputs, this one has {nd} spatial axes; "
+                                            f"use the repeated field {field} instead")
+        if values:
+            raise layer.error(field, f"set either {field} or {'/'.join(hw)}, not both")
+        if default is None and not all(param.HasField(f) for f in hw):
+            raise layer.error("/".join(hw), "a non-square kernel needs both kernel_h and kernel_w")
+        return tuple(int(getattr(param, f)) for f in hw)
+    if not values:
+        if default is None:
+            raise layer.error(field, f"is required (found none); set {field} "
+                                     f"(or {'/'.join(hw)} for 2-D)")
+        return (default,) * nd
+    if len(values) not in (1, nd):
+        raise layer.error(field, f"{len(values)} values for {nd} spatial axes; give one value "
+                                 f"for all axes or one per axis")
+    return as_tuple(values, nd)
+
+
+@register_layer
+class ConvolutionLayer(Layer):
+    """y = W * x + b (cross-correlation) over the spatial axes after `axis`, per group.
+
+    Reads convolution_param: num_output, bias_term, kernel_size | kernel_h/kernel_w,
+    stride | stride_h/stride_w (default 1), pad | pad_h/pad_w (default 0), dilation (default
+    1), group, axis (the channel axis; earlier axes are the batch), weight_filler, bias_filler.
+    Weights are (num_output, channels / group, *kernel), bias (num_output,). Output length
+    per axis: (in + 2 pad - (dilation (k - 1) + 1)) / stride + 1. Each bottom gets its top.
+    """
+    type = "Convolution"
+    min_bottom = min_top = 1
+    equal_num_bottom_top = True
+
+    def layer_setup(self, bottom, top):
+        p = self.param.convolution_param
+        shape = bottom[0].shape
+        try:
+            self.axis = bottom[0].canonical_axis_index(p.axis)
+        except IndexError:
+            raise self.error("axis", f"{p.axis} is out of range for a {len(shape)}-D input "
+                                     f"{shape}") from None
+        nd = len(shape) - self.axis - 1
+        if nd < 1:
+            raise self.error("axis", f"{p.axis} leaves no spatial axis in the input {shape}; "
+                                     "the channel axis must come before the spatial ones")
+        self.kernel = read_spatial(self, p, "kernel_size", nd, None, ("kernel_h", "kernel_w"))
+        self.stride = read_spatial(self, p, "stride", nd, 1, ("stride_h", "stride_w"))
+        self.pad = read_spatial(self, p, "pad", nd, 0, ("pad_h", "pad_w"))
+        self.dilation = read_spatial(self, p, "dilation", nd, 1)
+        for field, values in (("kernel_size", self.kernel), ("stride", self.stride),
+                              ("dilation", self.dilation)):
+            if min(values) < 1:
+                raise self.error(field, f"must be positive on every axis, found {values}")
+        self.channels, self.num_output, self.group = shape[self.axis], p.num_output, p.group
+        if self.num_output < 1:
+            raise self.error("num_output", f"must be positive, found {self.num_output}")
+        if self.group < 1 or self.channels % self.group or self.num_output % self.group:
+            raise self.error("group", f"{self.group} must divide both the input channels "
+                                      f"({self.channels}) and num_output ({self.num_output})")
+        self.bias_term = p.bias_term
+        self.blobs = [filler.fill(self.new_blob(self.weight_shape()), p.weight_filler)]
+        if self.bias_term:
+            self.blobs.append(filler.fill(self.new_blob((self.num_output,)), p.bias_filler))
+        self._buffers = {}
+        self._col_valid = False
+
+    def weight_shape(self):
+        return (self.num_output, self.channels // self.group) + self.kernel
+
+    def reshape(self, bottom, top):
+        shape = bottom[0].shape
+        if len(shape) != self.axis + 1 + len(self.kernel) or shape[self.axis] != self.channels:
+            raise self.error("bottom", f"input shape {shape} does not fit this layer, set up for "
+                                       f"{self.channels} channels at axis {self.axis} and "
+                                       f"{len(self.kernel)} spatial axes")
+        for b in bottom[1:]:
+            if b.shape != shape:
+                raise self.error("bottom", f"all bottoms need the same shape: {b.shape} vs {shape}")
+        self.num = math.prod(shape[:self.axis])
+        self.geometry = g = ConvGeometry(shape[self.axis + 1:], self.kernel, self.stride,
+                                         self.pad, self.dilation)
+        if min(g.out) < 1:
+            raise self.error("kernel_size", f"the (dilated) kernel {self.kernel} is larger than the "
+                                            f"padded input {g.size} (pad {self.pad})")
+        for t in top:
+            t.reshape(shape[:self.axis] + (self.num_output,) + g.out)
+        self.batch_inner = self.num > 1 and g.out[-1] < BATCH_INNER_BELOW_WIDTH
+        rows = self.channels * g.kernel_count
+        per_image = rows * g.out_count * bottom[0].dtype.itemsize
+        step = max(1, min(self.num, COL_BUFFER_BYTES // max(per_image, 1)))
+        self.chunks = [(n, min(n + step, self.num)) for n in range(0, self.num, step)]
+        self._col_valid = False
+
+    # -- helpers -------------------------------------------------------------
+    def _buffer(self, name, shape, like):
+        """A scratch array of `shape` kept between calls (grown when too small)."""
+        xp, size = get_array_module(like), math.prod(shape)
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size or buf.dtype != like.dtype or get_array_module(buf) is not xp:
+            buf = self._buffers[name] = xp.empty(size, dtype=like.dtype)
+        return buf[:size].reshape(shape)
+
+    def _im2col(self, x):
+        g = self.geometry
+        col = self._buffer("col", g.col_shape(x.shape[0], self.channels), x)
+        return im2col(x, g, self.batch_inner, out=col)
+
+    def _to_images(self, mat, n):
+        """View of a (O, columns) GEMM result as (n, O, P) in the layer's column order."""
+        o, p = mat.shape[0], self.geometry.out_count
+        if self.batch_inner:
+            return mat.reshape(o, p, n).transpose(2, 0, 1)
+        return mat.reshape(o, n, p).transpose(1, 0, 2)
+
+    # -- forward / backward --------------------------------------------------
+    def forward(self, bottom, top):
+        xp = get_array_module(bottom[0].data)
+        g, G, O = self.geometry, self.group, self.num_output
+        w = self.blobs[0].data.reshape(G, O // G, -1)
+        bias = self.blobs[1].data.reshape(O, 1) if self.bias_term else None
+        for b, t in zip(bottom, top):
+            x = b.data.reshape((self.num, self.channels) + g.size)
+            y = t.data.reshape(self.num, O, g.out_count)
+            for n0, n1 in self.chunks:
+                col = self._im2col(x[n0:n1])
+                ymat = self._buffer("y", (G, O // G, col.shape[1]), x)
+                xp.matmul(w, col.reshape(G, -1, col.shape[1]), out=ymat)
+                images = self._to_images(ymat.reshape(O, -1), n1 - n0)
+                if bias is None:
+                    xp.copyto(y[n0:n1], images)
+                else:
+                    xp.add(images, bias, out=y[n0:n1])
+        self._col_valid = len(bottom) == 1 and len(self.chunks) == 1
+
+    def backward(self, top, propagate_down, bottom):
+        xp = get_array_module(top[0].diff)
+        g, G, O = self.geometry, self.group, self.num_output
+        need_w = self.param_propagate_down[0]
+        need_b = self.bias_term and self.param_propagate_down[1]
+        w = self.blobs[0].data.reshape(G, O // G, -1)
+        for i, (t, b) in enumerate(zip(top, bottom)):
+            need_x = propagate_down[i]
+            dy = t.diff.reshape(self.num, O, g.out_count)
+            if not (need_w or need_x):
+                if need_b:
+                    self.blobs[1].diff[...] += dy.sum(axis=(0, 2))
+                continue
+            x = b.data.reshape((self.num, self.channels) + g.size)
+            for n0, n1 in self.chunks:
+                n = n1 - n0
+                dymat = self._buffer("y", (O, n * g.out_count), dy)
+                xp.copyto(self._to_images(dymat, n), dy[n0:n1])
+                if need_b:
+                    self.blobs[1].diff[...] += dymat.sum(axis=1)
+                dymat = dymat.reshape(G, O // G, -1)
+                if need_w:
+                    col = (self._buffer("col", g.col_shape(n, self.channels), x) if self._col_valid
+                           else self._im2col(x[n0:n1]))
+                    col = col.reshape(G, -1, col.shape[1])
+                    wdiff = self.blobs[0].diff.reshape(G, O // G, -1)
+                    wdiff += xp.matmul(dymat, col.transpose(0, 2, 1))
+                if need_x:
+                    dcol = self._buffer("col", g.col_shape(n, self.channels), dy)
+                    self._col_valid = False
+                    xp.matmul(w.transpose(0, 2, 1), dymat, out=dcol.reshape(G, -1, dcol.shape[1]))
+                    col2im(dcol, g, n, self.channels, self.batch_inner,
+                           out=b.diff.reshape((self.num, self.channels) + g.size)[n0:n1])
