@@ -72,6 +72,9 @@ class Layer:
         self.dtype = np.dtype(dtype)
         self.name = param.name
         self.blobs = []                      # learnable (and state) blobs, e.g. [weight, bias]
+        if param.blobs:  # values stored in the LayerParameter itself, as Caffe's constructor loads
+            from .blob import Blob
+            self.blobs = [Blob((), dtype).from_proto(b) for b in param.blobs]
         self.param_propagate_down = []       # one flag per blob
         self.loss_weights = []               # one per top
 

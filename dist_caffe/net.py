@@ -225,8 +225,11 @@ class Net:
             self.bottom_need_backward.append(need_bottom)
 
         self._prune_backward(blob_need_backward)
-        consumed = {n for lp in self.param.layer for n in lp.bottom}
-        self.outputs = [n for n in self.blobs if n not in consumed]
+        available = []  # Caffe's rule: a blob is an output if no later layer reads it
+        for lp in self.param.layer:
+            available = [n for n in available if n not in lp.bottom]
+            available += [n for n in lp.top if n not in available]
+        self.outputs = available
         self.layer_dict = OrderedDict((l.name, l) for l in self.layers)
         self._flatten(entries)
 

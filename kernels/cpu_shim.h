@@ -42,6 +42,7 @@ using std::abs;
 using std::exp;
 using std::fabs;
 using std::log;
+using std::log1p;
 using std::max;
 using std::min;
 using std::pow;

@@ -1,32 +1,51 @@
-"""What the converter tools share: gflags-style booleans, progress bars, writing records."""
+"""What the converter tools share: a parser with gflags booleans, progress bars, writing."""
 import argparse
 import logging
 import sys
 
 from tqdm import tqdm
 
+from ..errors import ConfigError
+from ..tools.flags import Parser, normalize
 from .lmdb_writer import LmdbWriter
 
 log = logging.getLogger("dist_caffe.data")
 
 
-def parse_bool(text):
-    value = str(text).strip().lower()
+class ToolParser(Parser):
+    """flags.Parser plus gflags booleans: `-name`, `-name=true`, `--name=false`, `-noname`."""
+
+    def __init__(self, prog, description=None):
+        super().__init__(prog, description)
+        self.bools = set()
+
+    def add_bool(self, name, help_):
+        self.bools.add(name)
+        self.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=False,
+                          help=help_)
+
+    def parse(self, argv):
+        out = []
+        for token in normalize(argv):
+            name, _, value = token.lstrip("-").partition("=")
+            if token.startswith("--") and name in self.bools and value:
+                token = f"--{name}" if _truth(value, token) else f"--no-{name}"
+            elif token.startswith("--no") and name[2:] in self.bools:
+                token = f"--no-{name[2:]}"
+            out.append(token)
+        return self.parse_args(out)
+
+
+def _truth(value, token):
+    value = value.strip().lower()
     if value in ("1", "true", "yes", "on", "t", "y"):
         return True
     if value in ("0", "false", "no", "off", "f", "n"):
         return False
-    raise argparse.ArgumentTypeError(f"expected true or false, found '{text}'")
-
-
-def add_bool(parser, name, help_):
-    """A gflags boolean: `-name`, `-name=true` and `--name=false` all work."""
-    parser.add_argument(f"--{name}", nargs="?", const=True, default=False, type=parse_bool,
-                        metavar="BOOL", help=help_)
+    raise ConfigError(f"{token}: expected true or false")
 
 
 def check_backend(backend):
-    from ..errors import ConfigError
     if backend.lower() != "lmdb":
         raise ConfigError(f"-backend {backend}: only lmdb is supported (LevelDB is not); "
                           "pass -backend lmdb")

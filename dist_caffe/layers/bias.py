@@ -1,4 +1,4 @@
-"""Bias: add a learned or given blob broadcast along some axes (and axis helpers other layers use)."""
+"""Bias: add a learned or given blob broadcast along some axes; axis helpers other layers share."""
 from ..filler import fill
 from ..layer import Layer, register_layer
 

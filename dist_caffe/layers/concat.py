@@ -4,7 +4,7 @@ from .bias import axis_index
 
 
 def legacy_axis(layer, blob, p, field, legacy):
-    """The axis from p.axis (negative counts from the end) or the legacy, non-negative p.<legacy>."""
+    """The axis from p.axis (negative counts from the end) or the legacy non-negative p.<legacy>."""
     if p.HasField("axis") and p.HasField(legacy):
         raise layer.error(f"{field}.axis", f"both axis and {legacy} are set; give only axis "
                                            f"({legacy} is its legacy name)")

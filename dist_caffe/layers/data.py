@@ -29,6 +29,12 @@ class DatumDecoder:
         return datum_to_array(parse_datum(value, where), where, self.color)
 
 
+def _first_records(next_items):
+    """The stream's first record, then (only if that one is corrupt) the next 15."""
+    yield from next_items(1, advance=False)
+    yield from next_items(16, advance=False)[1:]
+
+
 class PrefetchingDataLayer(Layer):
     """Shared body of the data layers: a transformer, a first record for the shapes, and a
     Prefetcher whose batches `forward` copies into top[0] (data) and top[1] (label)."""
@@ -43,7 +49,7 @@ class PrefetchingDataLayer(Layer):
                                            np.random.default_rng(int(gen.integers(2**63))),
                                            where=f"layer '{self.name}' ({self.type}): ")
         image = None
-        for key, payload in next_items(16, advance=False):
+        for key, payload in _first_records(next_items):
             try:
                 image = decoder(key, payload)[0]
                 self.transformer.check(image.shape, where(key))

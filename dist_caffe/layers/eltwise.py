@@ -26,9 +26,9 @@ class EltwiseLayer(Layer):
             raise self.error("eltwise_param.coeff", f"found {len(p.coeff)} values for "
                                                     f"{len(bottom)} bottoms; give one per bottom")
         if p.coeff and self.op != SUM:
-            raise self.error("eltwise_param.coeff", "coefficients apply only to operation: SUM, "
-                             f"found operation: {caffe_pb2.EltwiseParameter.EltwiseOp.Name(self.op)}"
-                             "; remove coeff or use SUM")
+            op = caffe_pb2.EltwiseParameter.EltwiseOp.Name(self.op)
+            raise self.error("eltwise_param.coeff", f"coefficients apply only to operation: "
+                                                    f"SUM, found {op}; remove coeff or use SUM")
         self.coeff = list(p.coeff) or [1.0] * len(bottom)
 
     def _bottom_name(self, i):

@@ -45,12 +45,13 @@ class ReductionLayer(Layer):
             return
         dy = top[0].diff.reshape(self.num, 1) * self.coeff
         x = bottom[0].data.reshape(self.num, self.dim)
+        xp = get_array_module(x)
         if self.op == Op.SUM:
-            g = dy + 0 * x
+            g = xp.broadcast_to(dy, x.shape)
         elif self.op == Op.MEAN:
-            g = dy / self.dim + 0 * x
+            g = xp.broadcast_to(dy / self.dim, x.shape)
         elif self.op == Op.ASUM:
-            g = get_array_module(x).sign(x) * dy
+            g = xp.sign(x) * dy
         else:
             g = 2 * x * dy
         bottom[0].diff[...] = g.reshape(bottom[0].shape)

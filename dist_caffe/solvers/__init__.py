@@ -12,14 +12,15 @@ from .rules import (SOLVERS, AdaDeltaSolver, AdaGradSolver, AdamSolver, Nesterov
 from .solver import Solver
 
 
-def get_solver(param_or_path, comm=None):
-    """The solver `type` names (SGD when unset), built from a solver prototxt or SolverParameter."""
-    param, source = load_solver_param(param_or_path)
+def get_solver(param_or_path, comm=None, source=None):
+    """The solver `type` names (SGD when unset), built from a solver prototxt or SolverParameter
+    (`source`: the file a SolverParameter was read from, for messages and relative paths)."""
+    param, source = load_solver_param(param_or_path, source)
     cls = SOLVERS.get(param.type)
     if cls is None:
         raise ConfigError(f"{source}: type: unknown solver type '{param.type}' (known: "
                           f"{', '.join(SOLVERS)}); type names are case-sensitive")
-    return cls(param_or_path, comm=comm)
+    return cls(param, comm=comm, source=source)
 
 
 __all__ = ["AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "NesterovSolver", "POLICIES",

@@ -17,12 +17,13 @@ from ..proto import caffe_pb2, read_net_param, read_solver_param
 TRAIN_FIELDS = ("train_net_param", "train_net", "net_param", "net")
 
 
-def load_solver_param(param_or_path):
-    """(SolverParameter, source name) from a solver prototxt path or a SolverParameter."""
+def load_solver_param(param_or_path, source=None):
+    """(SolverParameter, source name) from a solver prototxt path or a SolverParameter; for the
+    latter, `source` names the file it came from (net paths are then also read beside it)."""
     if isinstance(param_or_path, caffe_pb2.SolverParameter):
         param = caffe_pb2.SolverParameter()
         param.CopyFrom(param_or_path)
-        return param, "<SolverParameter>"
+        return param, source or "<SolverParameter>"
     path = os.fspath(param_or_path)
     param = read_solver_param(path)
     _default_snapshot_prefix(param, path)

@@ -54,11 +54,11 @@ class Solver:
     type = ""
     num_history = 1
 
-    def __init__(self, param_or_path, comm=None):
+    def __init__(self, param_or_path, comm=None, source=None):
         from ..parallel import world
         self.comm = comm if comm is not None else world()
         self.rank = self.comm.rank
-        self.param, self.source = load_solver_param(param_or_path)
+        self.param, self.source = load_solver_param(param_or_path, source)
         self.check_param()
         p = self.param
         if p.random_seed >= 0:
@@ -74,7 +74,7 @@ class Solver:
                 net.copy_from(weights)
         for net in self.test_nets:
             net.share_with(self.net)
-        self.iter, self.current_step = 0, 0
+        self.iter, self.current_step, self.lr = 0, 0, None   # lr: rate of the last update
         self.on_iteration_start, self.on_gradients_ready = [], []
         self.micro_batch = 0           # index of the forward/backward pass in progress
         self.action_request = None     # callable -> "none" | "snapshot" | "stop" (signals)
@@ -134,7 +134,7 @@ class Solver:
 
     def _info(self, msg, *args):
         if self.rank == 0:
-            log.info(msg, *args)
+            log.info(msg, *args, stacklevel=2)
 
     # -- the loop ------------------------------------------------------------
     def step(self, iters):
@@ -302,7 +302,7 @@ class Solver:
 
     def apply_update(self):
         """Clip, normalise, regularise, compute the rule's update into diff, data -= diff."""
-        rate = self.rate()
+        rate = self.lr = self.rate()
         if self._display_due():
             self._info("Iteration %d, lr = %s", self.iter, fmt(rate))
         n = self.net.learnable_count

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from dist_caffe import backend, rng
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import TEST, TRAIN, create_layer
 from dist_caffe.proto import read_net_param
-from dist_caffe.testing import check_gradient, make_layer, run_layer, setup_layer
+from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
+                                setup_layer)
 
 
 def caffe_layer(conformance, case, name):
@@ -49,8 +49,9 @@ def test_batch_norm_train_forward_and_running_stats(shape):
     mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
     np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + EPS), rtol=1e-12, atol=1e-12)
     m = x.size // c
-    np.testing.assert_allclose(layer.blobs[0].data, FRACTION * np.arange(c) + mean.ravel(), rtol=1e-12)
-    np.testing.assert_allclose(layer.blobs[1].data, FRACTION + var.ravel() * m / (m - 1), rtol=1e-12)
+    mean_sum, var_sum = FRACTION * np.arange(c) + mean.ravel(), FRACTION + var.ravel() * m / (m - 1)
+    np.testing.assert_allclose(layer.blobs[0].data, mean_sum, rtol=1e-12)
+    np.testing.assert_allclose(layer.blobs[1].data, var_sum, rtol=1e-12)
     np.testing.assert_allclose(layer.blobs[2].data, [2 * FRACTION + 1], rtol=1e-15)
 
 
@@ -96,10 +97,9 @@ def test_batch_norm_learnable_stats_is_a_config_error():
 
 def test_batch_norm_net_freezes_stats():
     from dist_caffe.net import Net
-    net = text_format.Parse("""
+    net = Net(read_net_param("""
         layer { name: 'in' type: 'Input' top: 'x' input_param { shape { dim: 4 dim: 3 } } }
-        layer { name: 'bn' type: 'BatchNorm' bottom: 'x' top: 'x' }""", caffe_pb2.NetParameter())
-    net = Net(net, TRAIN, dtype=np.float64)
+        layer { name: 'bn' type: 'BatchNorm' bottom: 'x' top: 'x' }"""), TRAIN, dtype=np.float64)
     assert [e.lr_mult for e in net.param_layout] == [0, 0, 0]
     x = np.random.default_rng(4).standard_normal((4, 3))
     net.forward(x=x)
@@ -126,7 +126,8 @@ def test_batch_norm_in_place_matches_out_of_place(phase):
     x, dy = g.standard_normal((3, 2, 4)), g.standard_normal((3, 2, 4))
     out = []
     for in_place in (False, True):
-        layer = with_stats(make_layer("type: 'BatchNorm'", phase=phase), [0.1, 0.2], [1.0, 2.0], 1.0)
+        layer = make_layer("type: 'BatchNorm'", phase=phase)
+        with_stats(layer, [0.1, 0.2], [1.0, 2.0], 1.0)
         bottom = Blob(x.shape, np.float64)
         bottom.data[...] = x
         top = bottom if in_place else Blob((), np.float64)
@@ -171,32 +172,9 @@ def test_batch_norm_global_matches_bvlc_caffe(conformance):
     assert_caffe_close(t[0].data, ref["data/bn_global"])
 
 
-def _forward_backward(text, arrays, phase):
-    layer = make_layer(text, phase=phase)
-    bottom, top = setup_layer(layer, arrays)
-    rng.set_random_seed(0)
-    layer.run_forward(bottom, top)
-    for k, t in enumerate(top):
-        t.diff = np.random.default_rng(k).standard_normal(t.shape)
-    layer.run_backward(top, [True] * len(bottom), bottom)
-    arrays = [t.data for t in top] + [b.diff for b in bottom + layer.blobs]
-    return [backend.to_cpu(a) for a in arrays]
-
-
-def assert_cpu_gpu_parity(text, arrays, phase=TRAIN):
-    """Forward and backward (float64) agree on the CPU and the GPU."""
-    cpu = _forward_backward(text, arrays, phase)
-    backend.set_mode_gpu()
-    try:
-        gpu = _forward_backward(text, arrays, phase)
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("phase", [TRAIN, TEST])
 def test_batch_norm_cpu_gpu_parity(phase):
     x = np.random.default_rng(6).standard_normal((4, 3, 5, 5))
-    assert_cpu_gpu_parity("type: 'BatchNorm'", [x], phase)
+    assert_cpu_gpu_parity(lambda: make_layer("type: 'BatchNorm'", phase=phase), bottoms=[x],
+                          rtol=1e-10, atol=1e-12)

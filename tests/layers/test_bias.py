@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from dist_caffe import backend, rng
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import TRAIN, create_layer
 from dist_caffe.proto import read_net_param
-from dist_caffe.testing import check_gradient, make_layer, run_layer, setup_layer
+from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
+                                setup_layer)
 
 
 def caffe_layer(conformance, case, name):
@@ -127,32 +127,10 @@ def test_bias_matches_bvlc_caffe(conformance):
     assert_caffe_close(layer.blobs[0].diff, ref["param_diff/bias_c/0"])
 
 
-def _forward_backward(text, arrays, phase):
-    layer = make_layer(text, phase=phase)
-    bottom, top = setup_layer(layer, arrays)
-    rng.set_random_seed(0)
-    layer.run_forward(bottom, top)
-    for k, t in enumerate(top):
-        t.diff = np.random.default_rng(k).standard_normal(t.shape)
-    layer.run_backward(top, [True] * len(bottom), bottom)
-    arrays = [t.data for t in top] + [b.diff for b in bottom + layer.blobs]
-    return [backend.to_cpu(a) for a in arrays]
-
-
-def assert_cpu_gpu_parity(text, arrays, phase=TRAIN):
-    """Forward and backward (float64) agree on the CPU and the GPU."""
-    cpu = _forward_backward(text, arrays, phase)
-    backend.set_mode_gpu()
-    try:
-        gpu = _forward_backward(text, arrays, phase)
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("body, shapes", [(GAUSS, [SHAPE]), ("axis: 1", [SHAPE, (3, 4)])])
 def test_bias_cpu_gpu_parity(body, shapes):
     g = np.random.default_rng(6)
-    assert_cpu_gpu_parity(bias_text(body), [g.standard_normal(s) for s in shapes])
+    bottoms = [g.standard_normal(s) for s in shapes]
+    assert_cpu_gpu_parity(lambda: make_layer(bias_text(body)), bottoms=bottoms,
+                          rtol=1e-10, atol=1e-12)

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from dist_caffe import backend, rng
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import TRAIN, create_layer
 from dist_caffe.proto import read_net_param
-from dist_caffe.testing import check_gradient, make_layer, run_layer, setup_layer
+from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
+                                setup_layer)
 
 
 def caffe_layer(conformance, case, name):
@@ -77,7 +77,8 @@ def test_concat_axis_count_mismatch_is_a_config_error():
                                          ("concat_dim: 3", r"concat_param\.concat_dim")])
 def test_concat_bad_axis_names_field(body, field):
     with pytest.raises(ConfigError, match=field):
-        setup_layer(make_layer(f"type: 'Concat' concat_param {{ {body} }}"), [np.zeros((2, 3, 4))] * 2)
+        layer = make_layer(f"type: 'Concat' concat_param {{ {body} }}")
+        setup_layer(layer, [np.zeros((2, 3, 4))] * 2)
 
 
 def test_concat_matches_bvlc_caffe(conformance):
@@ -98,32 +99,9 @@ def test_concat_same_bottom_twice_matches_bvlc_caffe(conformance):
     assert_caffe_close(b[0].diff + b[1].diff, ref["diff/slice_a"])
 
 
-def _forward_backward(text, arrays, phase):
-    layer = make_layer(text, phase=phase)
-    bottom, top = setup_layer(layer, arrays)
-    rng.set_random_seed(0)
-    layer.run_forward(bottom, top)
-    for k, t in enumerate(top):
-        t.diff = np.random.default_rng(k).standard_normal(t.shape)
-    layer.run_backward(top, [True] * len(bottom), bottom)
-    arrays = [t.data for t in top] + [b.diff for b in bottom + layer.blobs]
-    return [backend.to_cpu(a) for a in arrays]
-
-
-def assert_cpu_gpu_parity(text, arrays, phase=TRAIN):
-    """Forward and backward (float64) agree on the CPU and the GPU."""
-    cpu = _forward_backward(text, arrays, phase)
-    backend.set_mode_gpu()
-    try:
-        gpu = _forward_backward(text, arrays, phase)
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_concat_cpu_gpu_parity(axis):
-    assert_cpu_gpu_parity(f"type: 'Concat' concat_param {{ axis: {axis} }}",
-                          bottoms_for(axis, [2, 1, 3], seed=axis))
+    text = f"type: 'Concat' concat_param {{ axis: {axis} }}"
+    assert_cpu_gpu_parity(lambda: make_layer(text), bottoms=bottoms_for(axis, [2, 1, 3], seed=axis),
+                          rtol=1e-10, atol=1e-12)

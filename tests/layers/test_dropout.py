@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from dist_caffe import backend, rng
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import TEST, TRAIN
-from dist_caffe.testing import check_gradient, make_layer, run_layer, setup_layer
+from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
+                                setup_layer)
 
 
 def dropout_text(ratio):
@@ -80,33 +80,10 @@ def test_dropout_bad_ratio_names_field(ratio):
         setup_layer(make_layer(dropout_text(ratio)), [np.zeros((2, 3))])
 
 
-def _forward_backward(text, arrays, phase):
-    layer = make_layer(text, phase=phase)
-    bottom, top = setup_layer(layer, arrays)
-    rng.set_random_seed(0)
-    layer.run_forward(bottom, top)
-    for k, t in enumerate(top):
-        t.diff = np.random.default_rng(k).standard_normal(t.shape)
-    layer.run_backward(top, [True] * len(bottom), bottom)
-    arrays = [t.data for t in top] + [b.diff for b in bottom + layer.blobs]
-    return [backend.to_cpu(a) for a in arrays]
-
-
-def assert_cpu_gpu_parity(text, arrays, phase=TRAIN):
-    """Forward and backward (float64) agree on the CPU and the GPU."""
-    cpu = _forward_backward(text, arrays, phase)
-    backend.set_mode_gpu()
-    try:
-        gpu = _forward_backward(text, arrays, phase)
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("phase", [TRAIN, TEST])
 def test_dropout_cpu_gpu_parity(phase):
     # The mask comes from the host generator, so both devices drop the same elements.
     x = np.random.default_rng(2).standard_normal((2, 3, 4, 5))
-    assert_cpu_gpu_parity(dropout_text(0.4), [x], phase)
+    assert_cpu_gpu_parity(lambda: make_layer(dropout_text(0.4), phase=phase), bottoms=[x],
+                          rtol=1e-10, atol=1e-12)

@@ -1,12 +1,25 @@
-"""Eltwise: PROD/SUM/MAX (coeffs, Caffe's MAX ties), gradients, in place, bad configs, BVLC Caffe."""
+"""Eltwise: PROD/SUM/MAX (coeffs, Caffe's MAX ties), gradients, in place, errors, BVLC Caffe."""
 import numpy as np
 import pytest
 
-from dist_caffe import backend, rng
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
-from dist_caffe.layer import TRAIN
-from dist_caffe.testing import check_gradient, make_layer, run_layer, setup_layer
+from dist_caffe.layer import TRAIN, create_layer
+from dist_caffe.proto import read_net_param
+from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
+                                setup_layer)
+
+
+def caffe_layer(conformance, case, name):
+    """Layer `name` of a BVLC Caffe fixture net (float32, TRAIN) and the arrays Caffe wrote."""
+    folder = conformance / "caffe_ref" / case
+    lp = next(lp for lp in read_net_param(str(folder / "net.prototxt")).layer if lp.name == name)
+    return create_layer(lp, phase=TRAIN, dtype=np.float32), np.load(folder / "expected.npz")
+
+
+def assert_caffe_close(actual, expected):
+    atol = 1e-5 * np.abs(expected).max() + 1e-7
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=atol)
 
 
 SHAPE = (2, 3, 4, 5)
@@ -126,39 +139,16 @@ def test_eltwise_shape_mismatch_names_bottoms_and_shapes():
     ("layer_zoo_b", "eltmax", ["data", "other"]),
     ("layer_zoo_d", "eltsum_d", ["embed", "x", "embed_nb"]),
 ])
-def test_eltwise_matches_bvlc_caffe(case, name, bottoms):
-    layer, ref = caffe_layer(case, name)
+def test_eltwise_matches_bvlc_caffe(case, name, bottoms, conformance):
+    layer, ref = caffe_layer(conformance, case, name)
     b, t = setup_layer(layer, [ref[f"data/{n}"] for n in bottoms])
     layer.forward(b, t)
     assert_caffe_close(t[0].data, ref[f"data/{layer.param.top[0]}"])
-
-
-def _forward_backward(text, arrays, phase):
-    layer = make_layer(text, phase=phase)
-    bottom, top = setup_layer(layer, arrays)
-    rng.set_random_seed(0)
-    layer.run_forward(bottom, top)
-    for k, t in enumerate(top):
-        t.diff = np.random.default_rng(k).standard_normal(t.shape)
-    layer.run_backward(top, [True] * len(bottom), bottom)
-    arrays = [t.data for t in top] + [b.diff for b in bottom + layer.blobs]
-    return [backend.to_cpu(a) for a in arrays]
-
-
-def assert_cpu_gpu_parity(text, arrays, phase=TRAIN):
-    """Forward and backward (float64) agree on the CPU and the GPU."""
-    cpu = _forward_backward(text, arrays, phase)
-    backend.set_mode_gpu()
-    try:
-        gpu = _forward_backward(text, arrays, phase)
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("body", ["operation: PROD", "coeff: 2 coeff: -1 coeff: 0.5",
                                   "operation: MAX", "operation: PROD stable_prod_grad: false"])
 def test_eltwise_cpu_gpu_parity(body):
-    assert_cpu_gpu_parity(eltwise_text(body), inputs(3, seed=5))
+    assert_cpu_gpu_parity(lambda: make_layer(eltwise_text(body)), bottoms=inputs(3, seed=5),
+                          rtol=1e-10, atol=1e-12)

@@ -1,13 +1,13 @@
-"""ReLU: forward against numpy and BVLC Caffe, gradients at slopes 0 and 0.3, in place, GPU parity."""
+"""ReLU: forward against numpy and BVLC Caffe, gradients (slopes 0, 0.3), in place, GPU parity."""
 import numpy as np
 import pytest
 
-from dist_caffe import backend, rng
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import TRAIN, create_layer
 from dist_caffe.proto import read_net_param
-from dist_caffe.testing import check_gradient, make_layer, run_layer, setup_layer
+from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
+                                setup_layer)
 
 
 def caffe_layer(conformance, case, name):
@@ -61,7 +61,8 @@ def test_relu_bad_config_names_field():
         setup_layer(layer, [np.zeros(3), np.zeros(3)])
 
 
-@pytest.mark.parametrize("name, bottom", [("relu_leaky", "lrn_across"), ("relu_plain", "pool_maxpad")])
+@pytest.mark.parametrize("name, bottom", [("relu_leaky", "lrn_across"),
+                                          ("relu_plain", "pool_maxpad")])
 def test_relu_matches_bvlc_caffe(name, bottom, conformance):
     layer, ref = caffe_layer(conformance, "layer_zoo_a", name)
     b, t = setup_layer(layer, [ref[f"data/{bottom}"]])
@@ -72,31 +73,9 @@ def test_relu_matches_bvlc_caffe(name, bottom, conformance):
     assert_caffe_close(b[0].diff, ref[f"diff/{bottom}"])
 
 
-def _forward_backward(text, arrays, phase):
-    layer = make_layer(text, phase=phase)
-    bottom, top = setup_layer(layer, arrays)
-    rng.set_random_seed(0)
-    layer.run_forward(bottom, top)
-    for k, t in enumerate(top):
-        t.diff = np.random.default_rng(k).standard_normal(t.shape)
-    layer.run_backward(top, [True] * len(bottom), bottom)
-    arrays = [t.data for t in top] + [b.diff for b in bottom + layer.blobs]
-    return [backend.to_cpu(a) for a in arrays]
-
-
-def assert_cpu_gpu_parity(text, arrays, phase=TRAIN):
-    """Forward and backward (float64) agree on the CPU and the GPU."""
-    cpu = _forward_backward(text, arrays, phase)
-    backend.set_mode_gpu()
-    try:
-        gpu = _forward_backward(text, arrays, phase)
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("slope", [0.0, 0.3])
 def test_relu_cpu_gpu_parity(slope):
-    assert_cpu_gpu_parity(relu_text(slope), [np.random.default_rng(2).standard_normal((2, 3, 4, 5))])
+    x = np.random.default_rng(2).standard_normal((2, 3, 4, 5))
+    assert_cpu_gpu_parity(lambda: make_layer(relu_text(slope)), bottoms=[x],
+                          rtol=1e-10, atol=1e-12)

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from dist_caffe import backend, rng
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import TRAIN, create_layer
 from dist_caffe.proto import read_net_param
-from dist_caffe.testing import check_gradient, make_layer, run_layer, setup_layer
+from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
+                                setup_layer)
 
 
 def caffe_layer(conformance, case, name):
@@ -92,32 +92,10 @@ def test_slice_matches_bvlc_caffe(conformance):
     assert_caffe_close(b[0].diff, ref["diff/concat"])
 
 
-def _forward_backward(text, arrays, phase):
-    layer = make_layer(text, phase=phase)
-    bottom, top = setup_layer(layer, arrays)
-    rng.set_random_seed(0)
-    layer.run_forward(bottom, top)
-    for k, t in enumerate(top):
-        t.diff = np.random.default_rng(k).standard_normal(t.shape)
-    layer.run_backward(top, [True] * len(bottom), bottom)
-    arrays = [t.data for t in top] + [b.diff for b in bottom + layer.blobs]
-    return [backend.to_cpu(a) for a in arrays]
-
-
-def assert_cpu_gpu_parity(text, arrays, phase=TRAIN):
-    """Forward and backward (float64) agree on the CPU and the GPU."""
-    cpu = _forward_backward(text, arrays, phase)
-    backend.set_mode_gpu()
-    try:
-        gpu = _forward_backward(text, arrays, phase)
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_slice_cpu_gpu_parity(axis):
     x = np.random.default_rng(3).standard_normal((4, 4, 4))
-    assert_cpu_gpu_parity(f"type: 'Slice' top: 'a' top: 'b' slice_param {{ axis: {axis} slice_point: 1 }}", [x])
+    text = f"type: 'Slice' top: 'a' top: 'b' slice_param {{ axis: {axis} slice_point: 1 }}"
+    assert_cpu_gpu_parity(lambda: make_layer(text), bottoms=[x],
+                          rtol=1e-10, atol=1e-12)

@@ -1,0 +1,105 @@
+"""kernels/im2col.cu against a numpy im2col built from padding and strided slices, and
+col2im against that reference's adjoint (each column entry added back into the image)."""
+import numpy as np
+import pytest
+
+from .conftest import tol
+
+F = "im2col.cu"
+
+
+def out_size(size, k, pad, stride, dil):
+    return (size + 2 * pad - (dil * (k - 1) + 1)) // stride + 1
+
+
+def ref_im2col(x, k, pad, stride, dil):
+    """x (num, C, H, W) -> (num, C*kh*kw, Hc*Wc), Caffe's column layout."""
+    (kh, kw), (ph, pw), (sh, sw), (dh, dw) = k, pad, stride, dil
+    num, c, h, w = x.shape
+    hc, wc = out_size(h, kh, ph, sh, dh), out_size(w, kw, pw, sw, dw)
+    # pad generously so slices that start inside the pad never run off the array
+    padded = np.zeros((num, c, h + 2 * ph + dh * kh + sh * hc, w + 2 * pw + dw * kw + sw * wc), x.dtype)
+    padded[:, :, ph:ph + h, pw:pw + w] = x
+    col = np.zeros((num, c, kh, kw, hc, wc), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            col[:, :, i, j] = padded[:, :, i * dh:i * dh + sh * hc:sh, j * dw:j * dw + sw * wc:sw]
+    return col.reshape(num, c * kh * kw, hc * wc)
+
+
+def ref_col2im(col, shape, k, pad, stride, dil):
+    (kh, kw), (ph, pw), (sh, sw), (dh, dw) = k, pad, stride, dil
+    num, c, h, w = shape
+    hc, wc = out_size(h, kh, ph, sh, dh), out_size(w, kw, pw, sw, dw)
+    padded = np.zeros((num, c, h + 2 * ph + dh * kh + sh * hc, w + 2 * pw + dw * kw + sw * wc), col.dtype)
+    col = col.reshape(num, c, kh, kw, hc, wc)
+    for i in range(kh):
+        for j in range(kw):
+            padded[:, :, i * dh:i * dh + sh * hc:sh, j * dw:j * dw + sw * wc:sw] += col[:, :, i, j]
+    return padded[:, :, ph:ph + h, pw:pw + w]
+
+
+# (num, C, H, W), kernel, pad, stride, dilation
+CASES = [
+    ((1, 1, 1, 1), (1, 1), (0, 0), (1, 1), (1, 1)),
+    ((1, 3, 5, 5), (3, 3), (0, 0), (1, 1), (1, 1)),
+    ((2, 3, 7, 6), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((2, 2, 9, 11), (3, 2), (1, 0), (2, 3), (1, 1)),        # odd sizes, rectangular everything
+    ((1, 3, 11, 11), (11, 11), (0, 0), (4, 4), (1, 1)),     # CaffeNet conv1-like, window = image
+    ((2, 4, 8, 9), (3, 3), (2, 2), (1, 1), (2, 2)),         # dilation 2 with matching pad
+    ((1, 2, 10, 7), (2, 3), (3, 1), (3, 2), (3, 2)),        # pad past the kernel extent
+    ((3, 1, 6, 6), (5, 5), (2, 2), (3, 3), (1, 1)),         # last window hangs in the pad
+    ((1, 5, 4, 13), (1, 1), (0, 0), (2, 2), (1, 1)),        # 1x1 strided (ResNet shortcut)
+    ((2, 2, 5, 5), (3, 3), (4, 4), (1, 1), (1, 1)),         # windows entirely in the pad
+]
+
+
+def args(shape, k, pad, stride, dil):
+    num, c, h, w = shape
+    return (c, h, w, *k, *pad, *stride, *dil, out_size(h, k[0], pad[0], stride[0], dil[0]),
+            out_size(w, k[1], pad[1], stride[1], dil[1]))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c[0]) + str(c[1:]) for c in CASES])
+def test_im2col(dev, dtype, case):
+    shape, k, pad, stride, dil = case
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    expected = ref_im2col(x, k, pad, stride, dil)
+    a = args(*case)
+    n = shape[0] * shape[1] * a[-2] * a[-1]
+    col, = dev.run(F, "im2col_im2col", n, x, *a, np.full(expected.size, np.nan, dtype))[1:]
+    np.testing.assert_array_equal(col.reshape(expected.shape), expected)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c[0]) + str(c[1:]) for c in CASES])
+def test_col2im(dev, dtype, case):
+    shape, k, pad, stride, dil = case
+    a = args(*case)
+    col = np.random.default_rng(1).standard_normal(
+        (shape[0], shape[1] * k[0] * k[1], a[-2] * a[-1])).astype(dtype)
+    expected = ref_col2im(col.astype(np.float64), shape, k, pad, stride, dil)
+    im, = dev.run(F, "im2col_col2im", int(np.prod(shape)), col, *a, np.full(shape, np.nan, dtype))[1:]
+    np.testing.assert_allclose(im, expected, **tol(dtype))
+
+
+def test_col2im_is_the_adjoint_of_im2col(dev):
+    case = ((2, 3, 9, 8), (3, 2), (1, 2), (2, 1), (2, 3))
+    shape, a = case[0], args(*case)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    c = rng.standard_normal((shape[0], shape[1] * 6, a[-2] * a[-1]))
+    col, = dev.run(F, "im2col_im2col", shape[0] * shape[1] * a[-2] * a[-1], x, *a, np.zeros(c.shape))[1:]
+    im, = dev.run(F, "im2col_col2im", x.size, c, *a, np.zeros(shape))[1:]
+    np.testing.assert_allclose(np.vdot(col, c), np.vdot(x, im), rtol=1e-12)
+
+
+def test_batched_equals_per_image(dev):
+    """num images in one launch = Caffe's one launch per image, each into its own columns."""
+    case = ((3, 2, 7, 7), (3, 3), (1, 1), (2, 2), (1, 1))
+    shape, a = case[0], args(*case)
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    per = shape[1] * a[-2] * a[-1]
+    whole, = dev.run(F, "im2col_im2col", shape[0] * per, x, *a, np.zeros((3, 18, a[-2] * a[-1]), np.float32))[1:]
+    for i in range(shape[0]):
+        one, = dev.run(F, "im2col_im2col", per, x[i], *a, np.zeros((18, a[-2] * a[-1]), np.float32))[1:]
+        np.testing.assert_array_equal(whole[i], one)
