@@ -13,7 +13,7 @@ import tempfile
 import numpy as np
 
 from . import backend
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .proto import caffe_pb2
 
 log = logging.getLogger("dist_caffe.hdf5")
@@ -28,6 +28,8 @@ def _write_atomic(path, fill):
     """Create an HDF5 file beside `path`, let fill(h5file) write it, fsync, then rename."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigError(f"cannot write {path}: directory {directory} does not exist")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -13,7 +13,6 @@ picks `neurons_relu_forward_f` or `_d` from x's dtype and launches Caffe's grid
 runs the same kernels through the same `launch`, so CI tests these call paths too.
 """
 import functools
-import importlib.resources
 import re
 from pathlib import Path
 
@@ -30,25 +29,21 @@ NVRTC_OPTIONS = ("-std=c++17",)
 
 _DECL = re.compile(r"\b(DC_(?:BLOCK_)?KERNEL(?:_FD)?)\s*\(\s*(\w+)\s*,\s*\(([^()]*)\)")
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.M)
+_PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\s*$", re.M)  # inlined once already
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _KINDS = {"int": "int", "T": "real", "T*": "real*", "int*": "int*"}
 
 
 def kernel_dir() -> Path:
     """The folder of the .cu sources: kernels/ of a source checkout, else the installed
-    package dist_caffe._kernels (pyproject maps kernels/ there)."""
-    checkout = Path(__file__).resolve().parent.parent / "kernels"
-    if (checkout / "common.cuh").is_file():
-        return checkout
-    try:
-        installed = Path(str(importlib.resources.files("dist_caffe._kernels")))
-    except (ModuleNotFoundError, TypeError):
-        installed = None
-    if installed is None or not (installed / "common.cuh").is_file():
-        raise KernelError("the CUDA kernel sources (kernels/*.cu) are missing: neither "
-                          f"{checkout} nor the package dist_caffe._kernels has them; reinstall "
-                          "dist_caffe (pip install --force-reinstall dist_caffe)")
-    return installed
+    package dist_caffe._kernels beside this module (pyproject maps kernels/ there)."""
+    here = Path(__file__).resolve().parent
+    for folder in (here.parent / "kernels", here / "_kernels"):
+        if (folder / "common.cuh").is_file():
+            return folder
+    raise KernelError(f"the CUDA kernel sources (kernels/*.cu) are missing: neither {here.parent / 'kernels'} "
+                      f"nor {here / '_kernels'} has them; reinstall dist_caffe "
+                      "(pip install --force-reinstall dist_caffe)")
 
 
 @functools.lru_cache(maxsize=None)
@@ -65,7 +60,8 @@ def kernel_source(filename: str) -> str:
         if m and (kernel_dir() / m.group(1)).is_file():
             if m.group(1) not in seen:
                 seen.add(m.group(1))
-                out += [f'#line 1 "{m.group(1)}"', (kernel_dir() / m.group(1)).read_text()]
+                header = _PRAGMA_ONCE.sub("", (kernel_dir() / m.group(1)).read_text())
+                out += [f'#line 1 "{m.group(1)}"', header]
             out.append(f'#line {lineno + 1} "{filename}"')
         else:
             out.append(line)
@@ -229,7 +225,13 @@ class GpuLibrary(Library):
         return cp.RawModule(code=kernel_source(filename), options=NVRTC_OPTIONS)
 
     def _load(self, filename, name):
-        fn = self.module(filename).get_function(name)
+        try:  # NVRTC runs here, at the first get_function of the module
+            fn = self.module(filename).get_function(name)
+        except Exception as e:
+            if type(e).__name__ != "CompileException":
+                raise
+            raise KernelError(f"NVRTC could not compile kernels/{filename} "
+                              f"(options {' '.join(NVRTC_OPTIONS)}):\n{e}") from None
 
         def run(blocks, threads, args, stream=None):
             if stream is None:

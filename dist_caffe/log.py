@@ -82,6 +82,7 @@ class _NoBar:
         return self
 
     def __exit__(self, *exc):
+        self.close()
         return False
 
 
@@ -96,7 +97,8 @@ class _Bar(_NoBar):
         self.bar.update(n)
 
     def close(self):
-        _state["bar"] = None
+        if _state["bar"] is self.bar:
+            _state["bar"] = None
         self.bar.close()
 
 

@@ -1,10 +1,15 @@
 // im2col / col2im for 2-D convolution with stride, pad and dilation: Caffe's index formulas
 // (src/caffe/util/im2col.cu), over `num` images at once.
 //
-// Image i is (channels, height, width); its columns are (channels * kernel_h * kernel_w,
-// height_col * width_col), with height_col = (height + 2 pad_h - (dilation_h (kernel_h - 1) + 1))
-// / stride_h + 1 (the layer computes it). Images and their column buffers follow each other,
-// so one launch can feed a batched GEMM (num = 1 is Caffe's call).
+// Images are (num, channels, height, width). Column entry (image b, row r, output position p),
+// r = (c * kernel_h + i) * kernel_w + j and p = h_col * width_col + w_col, with
+// height_col = (height + 2 pad_h - (dilation_h (kernel_h - 1) + 1)) / stride_h + 1 (the layer
+// computes it), lives at  b * image_stride + r * row_stride + p * pos_stride,  so one launch
+// fills any of the layouts a batched GEMM wants:
+//   Caffe's, per image (rows, P) one after another: image_stride = rows * P, row_stride = P, pos_stride = 1
+//   (rows, num * P), columns (image, position):     image_stride = P, row_stride = num * P, pos_stride = 1
+//   (rows, P * num), columns (position, image):     image_stride = 1, row_stride = P * num, pos_stride = num
+// (P = height_col * width_col; num = 1 with the first is Caffe's own call.)
 
 #include "common.cuh"
 
@@ -14,7 +19,8 @@ DC_KERNEL_FD(im2col_im2col, (const int n, const T* data_im, const int channels, 
                              const int width, const int kernel_h, const int kernel_w,
                              const int pad_h, const int pad_w, const int stride_h,
                              const int stride_w, const int dilation_h, const int dilation_w,
-                             const int height_col, const int width_col, T* data_col), {
+                             const int height_col, const int width_col, const int image_stride,
+                             const int row_stride, const int pos_stride, T* data_col), {
   CUDA_KERNEL_LOOP(index, n) {
     const int h_index = index / width_col;
     const int h_col = h_index % height_col;
@@ -22,12 +28,11 @@ DC_KERNEL_FD(im2col_im2col, (const int n, const T* data_im, const int channels, 
     const int c_all = h_index / height_col;  // image * channels + channel
     const int c_im = c_all % channels;
     const int image = c_all / channels;
-    const int c_col = c_im * kernel_h * kernel_w;
     const int h_offset = h_col * stride_h - pad_h;
     const int w_offset = w_col * stride_w - pad_w;
-    const int col_size = height_col * width_col;
-    T* col = data_col + (long long)image * channels * kernel_h * kernel_w * col_size
-             + (c_col * height_col + h_col) * width_col + w_col;
+    T* col = data_col + (long long)image * image_stride
+             + (long long)c_im * kernel_h * kernel_w * row_stride
+             + (long long)(h_col * width_col + w_col) * pos_stride;
     const T* im = data_im + (long long)c_all * height * width;
     for (int i = 0; i < kernel_h; ++i) {
       for (int j = 0; j < kernel_w; ++j) {
@@ -35,7 +40,7 @@ DC_KERNEL_FD(im2col_im2col, (const int n, const T* data_im, const int channels, 
         const int w_im = w_offset + j * dilation_w;
         *col = (h_im >= 0 && w_im >= 0 && h_im < height && w_im < width)
                    ? im[h_im * width + w_im] : T(0);
-        col += col_size;
+        col += row_stride;
       }
     }
   }
@@ -47,7 +52,8 @@ DC_KERNEL_FD(im2col_col2im, (const int n, const T* data_col, const int channels,
                              const int width, const int kernel_h, const int kernel_w,
                              const int pad_h, const int pad_w, const int stride_h,
                              const int stride_w, const int dilation_h, const int dilation_w,
-                             const int height_col, const int width_col, T* data_im), {
+                             const int height_col, const int width_col, const int image_stride,
+                             const int row_stride, const int pos_stride, T* data_im), {
   CUDA_KERNEL_LOOP(index, n) {
     T val = 0;
     const int w_im = index % width + pad_w;
@@ -62,7 +68,7 @@ DC_KERNEL_FD(im2col_col2im, (const int n, const T* data_col, const int channels,
     const int w_col_end = min(w_im / stride_w + 1, width_col);
     const int h_col_start = (h_im < kernel_extent_h) ? 0 : (h_im - kernel_extent_h) / stride_h + 1;
     const int h_col_end = min(h_im / stride_h + 1, height_col);
-    const T* col = data_col + (long long)image * channels * kernel_h * kernel_w * height_col * width_col;
+    const T* col = data_col + (long long)image * image_stride;
     for (int h_col = h_col_start; h_col < h_col_end; ++h_col) {
       for (int w_col = w_col_start; w_col < w_col_end; ++w_col) {
         int h_k = h_im - h_col * stride_h;
@@ -70,9 +76,8 @@ DC_KERNEL_FD(im2col_col2im, (const int n, const T* data_col, const int channels,
         if (h_k % dilation_h == 0 && w_k % dilation_w == 0) {
           h_k /= dilation_h;
           w_k /= dilation_w;
-          const int col_index =
-              (((c_im * kernel_h + h_k) * kernel_w + w_k) * height_col + h_col) * width_col + w_col;
-          val += col[col_index];
+          val += col[(long long)((c_im * kernel_h + h_k) * kernel_w + w_k) * row_stride
+                     + (long long)(h_col * width_col + w_col) * pos_stride];
         }
       }
     }

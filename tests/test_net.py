@@ -59,9 +59,9 @@ def test_in_place_layer_shares_its_blob():
 
 
 def test_shared_params_are_one_blob_and_gradients_accumulate():
-    net = net_from(MLP, dtype=np.float64)
+    net = net_from("force_backward: true\n" + MLP, dtype=np.float64)  # x gets a gradient too
     assert net.params["ip_shared"][0] is net.params["ip1"][0]
-    assert len(net.param_layout) == 7  # w1 once
+    assert len(net.param_layout) == 8  # 5 layers x (w, b), ip_shared has no bias and shares w1
     check_net_gradient(net)
 
 
@@ -156,8 +156,8 @@ def test_save_and_copy_from_round_trip(tmp_path):
 def test_copy_from_shape_mismatch_says_rename(tmp_path):
     path = tmp_path / "w.caffemodel"
     net_from(MLP).save(str(path))
-    with pytest.raises(ConfigError, match=r"ip2.*shape mismatch.*rename the layer"):
-        net_from(MLP.replace("num_output: 3 weight", "num_output: 4 weight", 1), weights=str(path))
+    with pytest.raises(ConfigError, match=r"param 0 of layer 'ip1'.*shape mismatch.*rename the layer"):
+        net_from(MLP.replace("dim: 4 dim: 6", "dim: 4 dim: 7"), weights=str(path))
 
 
 def test_truncated_caffemodel_is_a_clear_error(tmp_path):

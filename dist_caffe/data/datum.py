@@ -101,7 +101,7 @@ def encode_chw(image: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
     """Encode a CHW BGR (or 1-channel) uint8 image as `fmt` (png, jpg, ...) file bytes."""
     image = np.asarray(image, dtype=np.uint8)
     hwc = image[0] if image.shape[0] == 1 else image[::-1].transpose(1, 2, 0)
-    fmt = {"jpg": "JPEG", "jpeg": "JPEG"}.get(fmt.lower(), fmt.upper())
+    fmt = Image.registered_extensions().get("." + fmt.lower().lstrip("."), fmt.upper())
     out = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(hwc)).save(out, fmt, **({"quality": quality}
                                                                  if fmt == "JPEG" else {}))

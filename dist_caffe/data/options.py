@@ -8,7 +8,7 @@ and `configure(...)` overrides it from Python or a command-line flag:
 | skip_corrupt    | DIST_CAFFE_SKIP_CORRUPT=1    | off: a corrupt record stops training with a DataError |
 | shuffle         | DIST_CAFFE_SHUFFLE=1         | off: Data layers read in key order (as Caffe); TRAIN only |
 | shuffle_seed    | DIST_CAFFE_SHUFFLE_SEED=N    | 1 (must be equal on every rank) |
-| decode_workers  | DIST_CAFFE_DECODE_WORKERS=N  | min(4, CPUs): processes decoding encoded images; 0 = in the prefetch thread |
+| decode_workers  | DIST_CAFFE_DECODE_WORKERS=N  | min(4, CPUs / ranks on the node), per data layer with encoded images; 0 = decode in the prefetch thread |
 """
 import dataclasses
 import os
@@ -21,7 +21,7 @@ class DataOptions:
     skip_corrupt: bool = False
     shuffle: bool = False
     shuffle_seed: int = 1
-    decode_workers: int = 4
+    decode_workers: int = None  # None: auto_workers()
 
 
 def _flag(name):
@@ -34,9 +34,15 @@ def options() -> DataOptions:
         skip_corrupt=_flag("DIST_CAFFE_SKIP_CORRUPT"),
         shuffle=_flag("DIST_CAFFE_SHUFFLE"),
         shuffle_seed=int(os.environ.get("DIST_CAFFE_SHUFFLE_SEED", 1)),
-        decode_workers=int(os.environ.get("DIST_CAFFE_DECODE_WORKERS",
-                                          min(4, os.cpu_count() or 1))))
+        decode_workers=int(os.environ["DIST_CAFFE_DECODE_WORKERS"])
+        if os.environ.get("DIST_CAFFE_DECODE_WORKERS") else None)
     return dataclasses.replace(env, **_overrides)
+
+
+def decode_workers(ranks_on_node=1) -> int:
+    """The decode_workers option, or by default min(4, this rank's share of the CPUs)."""
+    n = options().decode_workers
+    return n if n is not None else max(1, min(4, (os.cpu_count() or 1) // max(1, ranks_on_node)))
 
 
 def configure(**values):

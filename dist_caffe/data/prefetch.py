@@ -1,57 +1,35 @@
-"""Background prefetch: ready batches wait in a bounded queue before the net asks for them.
+"""Background prefetch: ready batches wait in a queue before the net asks for them.
 
-One thread per data layer reads records, draws the random crop/mirror choices and puts
-finished batches into a queue of `depth` slots (Caffe's data_param.prefetch). Raw records are
-decoded in that thread (numpy releases the GIL for the copies); encoded images go to a pool of
-`workers` processes, each batch cut into one chunk per worker, two batches in flight, so the
-pool never idles while a batch is finished. `get()` measures how long the consumer waited.
+One thread per data layer reads records, draws the random crop/mirror choices and fills
+batches; as in Caffe, a fixed set of `depth + 1` batch buffers cycles between a free queue
+and a full one, so memory is bounded and nothing is allocated per batch. `get()` hands out
+the next full batch (valid until the following `get()`, which recycles it) and measures
+how long the consumer waited for it.
+
+Raw records are decoded in that thread (numpy releases the GIL for the copies). Encoded
+images go to a pool of `workers` processes: each batch is cut into one chunk per worker, two
+batches in flight, and workers write their uint8 windows straight into a shared-memory slot
+of the batch (no pixels are pickled); the thread then does the float arithmetic for the
+whole batch into a free buffer.
 
 Shutdown: `close()` (or the handle being garbage-collected, or interpreter exit) stops the
-thread and terminates and joins the pool; no worker outlives it. Workers are forked from a
-forkserver, never from this (threaded, maybe CUDA-holding) process, and ignore SIGINT.
+thread, terminates and joins the pool and unlinks the shared memory; no worker outlives it.
 """
 import collections
 import logging
-import multiprocessing
 import queue
-import signal
 import threading
 import time
 import weakref
+from multiprocessing import shared_memory
 
 import numpy as np
 
 from ..errors import DataError
-from .transformer import crop_mirror
+from .workers import decode_chunk, start_pool
 
 log = logging.getLogger("dist_caffe.data")
 Batch = collections.namedtuple("Batch", "data labels keys")
-
-
-def decode_chunk(decoder, spec, tasks):
-    """Worker body: each (key, payload, u_h, u_w, mirror) -> (window, label, h_off, w_off,
-    source shape), or the DataError it raised (so one bad record does not lose the chunk)."""
-    out = []
-    for key, payload, u_h, u_w, mirror in tasks:
-        try:
-            image, label = decoder(key, payload)
-            window, h_off, w_off = crop_mirror(image, spec, u_h, u_w, mirror)
-            out.append((np.ascontiguousarray(window), label, h_off, w_off, image.shape))
-        except DataError as e:
-            out.append(e)
-    return out
-
-
-def _ignore_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def start_pool(workers):
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["dist_caffe.data.prefetch", "dist_caffe.data.datum"])
-    return ctx.Pool(workers, initializer=_ignore_sigint)
-
-
 class _Done:
     def __init__(self, value):
         self.value = value
@@ -63,107 +41,134 @@ class _Done:
 class _Producer:
     """The thread's state; holds no reference to the Prefetcher handle (so it can be collected)."""
 
-    def __init__(self, next_items, decoder, transformer, batch_size, shape, where, pool,
-                 workers, skip_corrupt, stop):
-        self.next_items, self.decoder, self.t = next_items, decoder, transformer
-        self.batch_size, self.shape, self.where = batch_size, tuple(shape), where
-        self.pool, self.workers = pool, workers
-        self.skip_corrupt, self.stop, self.corrupt = skip_corrupt, stop, 0
+    def __init__(self, next_items, decoder, transformer, shape, dtype, where, workers,
+                 skip_corrupt):
+        self.next_items, self.decoder, self.t, self.where = next_items, decoder, transformer, where
+        self.shape, self.skip_corrupt, self.corrupt = tuple(shape), skip_corrupt, 0
+        self.workers, self.pool, self.shms = workers, None, []
+        self.stop = threading.Event()
+        if workers:
+            self.pool = start_pool(workers)
+            nbytes = int(np.prod(self.shape)) * np.dtype(dtype).itemsize
+            self.shms = [shared_memory.SharedMemory(create=True, size=nbytes) for _ in range(2)]
+            self.slots = [np.ndarray(self.shape, dtype, buffer=s.buf) for s in self.shms]
+        else:
+            self.slots = [np.zeros(self.shape, dtype)]
+        self.submitted = 0
 
-    def submit(self, n):
-        items = self.next_items(n)
-        tasks = [(k, p, uh, uw, m) for (k, p), uh, uw, m in zip(items, *self.t.draw(len(items)))]
-        if self.pool is None or n == 1:
-            return tasks, [_Done(decode_chunk(self.decoder, self.t.spec, tasks))]
-        chunks = np.array_split(np.arange(len(tasks)), self.workers)
-        return tasks, [self.pool.apply_async(decode_chunk, (self.decoder, self.t.spec,
-                                                            [tasks[i] for i in c]))
-                       for c in chunks if len(c)]
+    def submit(self):
+        """Start decoding the next batch into the next slot: (tasks, slot, handles)."""
+        slot = self.submitted % len(self.slots)
+        self.submitted += 1
+        items = self.next_items(self.shape[0])
+        tasks = [(row, k, p, uh, uw, m) for row, ((k, p), uh, uw, m)
+                 in enumerate(zip(items, *self.t.draw(len(items))))]
+        if self.pool is None:
+            return tasks, slot, [_Done(decode_chunk(self.decoder, self.t.spec, tasks,
+                                                    self.slots[slot]))]
+        dest = (self.shms[slot].name, self.shape, self.slots[slot].dtype.str)
+        return tasks, slot, [self.pool.apply_async(decode_chunk, (self.decoder, self.t.spec,
+                                                                  [tasks[i] for i in c], dest))
+                             for c in np.array_split(np.arange(len(tasks)), self.workers)
+                             if len(c)]
 
     def check(self, task, result):
-        """The result if usable; DataError (raised, or counted and None when skipping)."""
+        """True if the result is usable; else DataError (raised, or counted when skipping)."""
         try:
             if isinstance(result, DataError):
-                raise result
-            window, _, _, _, source_shape = result
-            self.t.check(source_shape, self.where(task[0]))
-            if window.shape != self.shape:
-                raise DataError(f"{self.where(task[0])}: image is {source_shape}, giving "
-                                f"{window.shape} after cropping, but this layer's images are "
-                                f"{self.shape} (from the first record); resize all images alike "
-                                "(convert_imageset -resize_height/-resize_width) or set crop_size")
-            return result
+                where = self.where(task[1])
+                raise result if where in str(result) else DataError(f"{where}: {result}")
+            _, _, _, source_shape, window_shape = result
+            self.t.check(source_shape, self.where(task[1]))
+            if window_shape != self.shape[1:]:
+                raise DataError(f"{self.where(task[1])}: image is {source_shape}, giving "
+                                f"{window_shape} after cropping, but this layer's images are "
+                                f"{self.shape[1:]} (from the first record); resize all images "
+                                "alike (convert_imageset -resize_height/-resize_width) or set "
+                                "crop_size")
+            return True
         except DataError as e:
             if not self.skip_corrupt:
                 raise
             self.corrupt += 1
             log.warning("skipping corrupt record (%d so far): %s", self.corrupt, e)
-            return None
+            return False
 
-    def collect(self, pending):
-        tasks, handles = pending
+    def collect(self, pending, batch):
+        """Wait for a submitted batch and finish it into the free Batch `batch`."""
+        tasks, slot, handles = pending
         results = [r for h in handles for r in h.get()]
-        good = [(t, r) for t, r in zip(tasks, results) if self.check(t, r) is not None]
-        while len(good) < len(tasks):  # replacements for skipped records, decoded right here
-            (t,), (h,) = self.submit(1)
-            r = h.get()[0]
-            if self.check(t, r) is not None:
-                good.append((t, r))
-        data = self.t.finish([r[0] for _, r in good], [r[2:4] for _, r in good],
-                             [t[4] for t, _ in good])
-        return Batch(data, np.array([r[1] for _, r in good], np.float32),
-                     [t[0] for t, _ in good])
+        rows = self.slots[slot]
+        for i, (task, result) in enumerate(zip(tasks, results)):
+            while not self.check(task, result):  # a replacement, decoded into the same row
+                (key, payload), = self.next_items(1)
+                task = (i, key, payload) + tuple(d[0] for d in self.t.draw(1))
+                result = decode_chunk(self.decoder, self.t.spec, [task], rows)[0]
+            tasks[i], results[i] = task, result
+        self.t.finish(rows, [r[1:3] for r in results], [t[5] for t in tasks], out=batch.data)
+        batch.labels[...] = [r[0] for r in results]
+        return batch._replace(keys=[t[1] for t in tasks])
 
-    def run(self, out):
+    def run(self, free, full):
         try:
             pending = collections.deque()
             while not self.stop.is_set():
-                while len(pending) < (1 if self.pool is None else 2):
-                    pending.append(self.submit(self.batch_size))
-                self.put(out, self.collect(pending.popleft()))
+                while len(pending) < len(self.slots):
+                    pending.append(self.submit())
+                batch = self.take(free)
+                if batch is None:
+                    break
+                full.put(self.collect(pending.popleft(), batch))
         except BaseException as e:  # handed to the consumer, which raises it
-            self.put(out, e)
+            full.put(e)
 
-    def put(self, out, item):
+    def take(self, free):
         while not self.stop.is_set():
             try:
-                return out.put(item, timeout=0.1)
-            except queue.Full:
+                return free.get(timeout=0.1)
+            except queue.Empty:
                 pass
+        return None
 
 
-def _shutdown(stop, thread, pool, out):
-    stop.set()
-    while True:  # unblock a producer waiting on a full queue
-        try:
-            out.get_nowait()
-        except queue.Empty:
-            break
+def _shutdown(producer, thread):
+    producer.stop.set()
     if thread is not threading.current_thread():
         thread.join(timeout=10)
-    if pool is not None:
-        pool.terminate()
-        pool.join()
+    if producer.pool is not None:
+        producer.pool.terminate()
+        producer.pool.join()
+    producer.slots = []
+    for shm in producer.shms:
+        try:
+            shm.close()
+        except BufferError:  # a view is still alive somewhere; the mapping goes at exit
+            pass
+        shm.unlink()
+    producer.shms = []
 
 
 class Prefetcher:
     """Batches of (data float32 N x C x h x w, labels float32 N, keys) from a background thread.
 
     next_items(k) -> k (key, payload) pairs; decoder(key, payload) -> (CHW image, label),
-    picklable when workers > 0; where(key) names the record in errors.
+    picklable when workers > 0; shape is (N, C, h, w) after the transformer; dtype that of
+    the decoded images (uint8, or float32 for float_data records); where(key) names a
+    record in errors.
     """
 
-    def __init__(self, next_items, decoder, transformer, batch_size, shape, where,
+    def __init__(self, next_items, decoder, transformer, shape, where, dtype=np.uint8,
                  depth=4, workers=0, skip_corrupt=False, name="prefetch"):
-        self.queue = queue.Queue(maxsize=max(1, depth))
-        self.pool = start_pool(workers) if workers > 0 else None
-        self._stop = threading.Event()
-        self._producer = _Producer(next_items, decoder, transformer, batch_size, shape, where,
-                                   self.pool, workers, skip_corrupt, self._stop)
-        self._thread = threading.Thread(target=self._producer.run, args=(self.queue,),
+        self.free, self.full = queue.Queue(), queue.Queue()
+        for _ in range(max(1, depth) + 1):
+            self.free.put(Batch(np.zeros(shape, np.float32), np.zeros(shape[0], np.float32), []))
+        self._producer = _Producer(next_items, decoder, transformer, shape, dtype, where,
+                                   workers, skip_corrupt)
+        self.pool = self._producer.pool
+        self._thread = threading.Thread(target=self._producer.run, args=(self.free, self.full),
                                         name=name, daemon=True)
-        self._finalizer = weakref.finalize(self, _shutdown, self._stop, self._thread, self.pool,
-                                           self.queue)
+        self._finalizer = weakref.finalize(self, _shutdown, self._producer, self._thread)
+        self._held = None
         self.batches, self.wait_s, self.max_wait_s, self.last_wait_s = 0, 0.0, 0.0, 0.0
         self._thread.start()
 
@@ -173,11 +178,14 @@ class Prefetcher:
         return self._producer.corrupt
 
     def get(self) -> Batch:
-        """The next ready batch; the time spent waiting for it is added to the stats."""
+        """The next ready batch (valid until the next get); the wait is added to the stats."""
+        if self._held is not None:
+            self.free.put(self._held)
+            self._held = None
         start = time.perf_counter()
         while True:
             try:
-                item = self.queue.get(timeout=1.0)
+                item = self.full.get(timeout=1.0)
                 break
             except queue.Empty:
                 if not self._thread.is_alive():
@@ -189,6 +197,7 @@ class Prefetcher:
         if isinstance(item, BaseException):
             self.close()
             raise item
+        self._held = item
         return item
 
     def stats(self) -> dict:
@@ -196,5 +205,5 @@ class Prefetcher:
                 "mean_wait_s": self.wait_s / max(1, self.batches), "corrupt": self.corrupt}
 
     def close(self):
-        """Stop the thread, terminate and join the worker processes (idempotent)."""
+        """Stop the thread, terminate and join the workers, free shared memory (idempotent)."""
         self._finalizer()

@@ -99,13 +99,18 @@ class DataTransformer:
         mirror = self.rng.random(n) < 0.5 if self.mirror else np.zeros(n, bool)
         return u[0], u[1], mirror
 
-    def finish(self, windows, offsets, mirrors):
-        """float32 (N, C, h, w) batch: (window - mean at the crop's offsets) * scale."""
-        x = np.asarray(windows, dtype=np.float32)  # one copy: stacks and converts
+    def finish(self, windows, offsets, mirrors, out=None):
+        """float32 (N, C, h, w) batch, into `out` when given: (window - mean at the crop's
+        offsets) * scale. `windows` is an (N, C, h, w) array or a list of windows."""
+        windows = np.asarray(windows)
+        x = np.empty(windows.shape, np.float32) if out is None else out
         if self.mean_values is not None:
-            x -= self.mean_values.reshape(1, -1, 1, 1) if len(self.mean_values) > 1 \
-                else self.mean_values[0]
-        elif self.mean is not None:
+            m = self.mean_values
+            np.subtract(windows, m.reshape(1, -1, 1, 1) if len(m) > 1 else m[0], out=x,
+                        dtype=np.float32)
+        else:
+            x[...] = windows
+        if self.mean is not None:
             h, w = x.shape[2:]
             for i, ((h_off, w_off), mirror) in enumerate(zip(offsets, mirrors)):
                 window = self.mean[:, h_off:h_off + h, w_off:w_off + w]

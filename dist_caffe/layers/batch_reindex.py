@@ -1,7 +1,6 @@
 """BatchReindex: pick (and repeat or reorder) items of a batch by index."""
-from ..backend import get_array_module
 from ..layer import Layer, register_layer
-from .embed import read_indices
+from .embed import read_indices, scatter_add_rows
 
 
 @register_layer
@@ -36,4 +35,4 @@ class BatchReindexLayer(Layer):
         if propagate_down[0]:
             diff = bottom[0].diff
             diff[...] = 0
-            get_array_module(diff).add.at(diff, self.idx, top[0].diff)
+            scatter_add_rows(diff, self.idx, top[0].diff)

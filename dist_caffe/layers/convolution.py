@@ -9,9 +9,9 @@ from ..layer import Layer, register_layer
 # Bound on one layer's im2col matrix: a batch whose matrix would be larger runs in chunks of
 # images (and its backward then redoes im2col instead of keeping the forward's matrix).
 COL_BUFFER_BYTES = 256 << 20
-# Outputs narrower than this put the batch innermost in the im2col columns (see im2col.py):
-# measured faster for LeNet's 8x8 and AlexNet's 13x13 layers, slower for 32x32 and 55x55.
-BATCH_INNER_BELOW_WIDTH = 16
+# Outputs at most this wide put the batch innermost in the im2col columns (see im2col.py):
+# measured faster for LeNet's 8x8 and AlexNet's 13x13 layers, slower for 28x28 and wider.
+BATCH_INNER_MAX_WIDTH = 16
 
 
 def read_spatial(layer, param, field, nd, default, hw=None):
@@ -105,7 +105,9 @@ class ConvolutionLayer(Layer):
                                             f"padded input {g.size} (pad {self.pad})")
         for t in top:
             t.reshape(shape[:self.axis] + (self.num_output,) + g.out)
-        self.batch_inner = self.num > 1 and g.out[-1] < BATCH_INNER_BELOW_WIDTH
+        self.batch_inner = self.num > 1 and g.out[-1] <= BATCH_INNER_MAX_WIDTH
+        # A 1x1 kernel at stride 1 without pad needs no im2col: x itself is the column matrix.
+        self.is_1x1 = g.kernel_count == 1 and set(g.stride) == {1} and not any(g.pad)
         rows = self.channels * g.kernel_count
         per_image = rows * g.out_count * bottom[0].dtype.itemsize
         step = max(1, min(self.num, COL_BUFFER_BYTES // max(per_image, 1)))
@@ -138,20 +140,25 @@ class ConvolutionLayer(Layer):
         xp = get_array_module(bottom[0].data)
         g, G, O = self.geometry, self.group, self.num_output
         w = self.blobs[0].data.reshape(G, O // G, -1)
-        bias = self.blobs[1].data.reshape(O, 1) if self.bias_term else None
         for b, t in zip(bottom, top):
             x = b.data.reshape((self.num, self.channels) + g.size)
             y = t.data.reshape(self.num, O, g.out_count)
+            if self.is_1x1:   # one batched GEMM straight from x into y
+                xp.matmul(w, x.reshape(self.num, G, -1, g.out_count),
+                          out=y.reshape(self.num, G, O // G, -1))
+                if self.bias_term:
+                    y += self.blobs[1].data.reshape(O, 1)
+                continue
             for n0, n1 in self.chunks:
                 col = self._im2col(x[n0:n1])
                 ymat = self._buffer("y", (G, O // G, col.shape[1]), x)
                 xp.matmul(w, col.reshape(G, -1, col.shape[1]), out=ymat)
                 images = self._to_images(ymat.reshape(O, -1), n1 - n0)
-                if bias is None:
-                    xp.copyto(y[n0:n1], images)
+                if self.bias_term:
+                    xp.add(images, self.blobs[1].data.reshape(O, 1), out=y[n0:n1])
                 else:
-                    xp.add(images, bias, out=y[n0:n1])
-        self._col_valid = len(bottom) == 1 and len(self.chunks) == 1
+                    xp.copyto(y[n0:n1], images)
+        self._col_valid = len(bottom) == 1 and len(self.chunks) == 1 and not self.is_1x1
 
     def backward(self, top, propagate_down, bottom):
         xp = get_array_module(top[0].diff)
@@ -162,16 +169,21 @@ class ConvolutionLayer(Layer):
         for i, (t, b) in enumerate(zip(top, bottom)):
             need_x = propagate_down[i]
             dy = t.diff.reshape(self.num, O, g.out_count)
-            if not (need_w or need_x):
-                if need_b:
-                    self.blobs[1].diff[...] += dy.sum(axis=(0, 2))
-                continue
             x = b.data.reshape((self.num, self.channels) + g.size)
+            dx = b.diff.reshape((self.num, self.channels) + g.size) if need_x else None
+            if need_b and not need_w:
+                self.blobs[1].diff[...] += dy.sum(axis=(0, 2))
+            if need_x and self.is_1x1:
+                xp.matmul(w.transpose(0, 2, 1), dy.reshape(self.num, G, O // G, -1),
+                          out=dx.reshape(self.num, G, -1, g.out_count))
+                need_x = False
+            if not (need_w or need_x):
+                continue
             for n0, n1 in self.chunks:
                 n = n1 - n0
                 dymat = self._buffer("y", (O, n * g.out_count), dy)
                 xp.copyto(self._to_images(dymat, n), dy[n0:n1])
-                if need_b:
+                if need_b and need_w:
                     self.blobs[1].diff[...] += dymat.sum(axis=1)
                 dymat = dymat.reshape(G, O // G, -1)
                 if need_w:
@@ -184,5 +196,4 @@ class ConvolutionLayer(Layer):
                     dcol = self._buffer("col", g.col_shape(n, self.channels), dy)
                     self._col_valid = False
                     xp.matmul(w.transpose(0, 2, 1), dymat, out=dcol.reshape(G, -1, dcol.shape[1]))
-                    col2im(dcol, g, n, self.channels, self.batch_inner,
-                           out=b.diff.reshape((self.num, self.channels) + g.size)[n0:n1])
+                    col2im(dcol, g, n, self.channels, self.batch_inner, out=dx[n0:n1])

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..data.datum import datum_to_array, parse_datum
 from ..data.lmdb_reader import LmdbReader
-from ..data.options import options
+from ..data.options import decode_workers, options
 from ..data.prefetch import Prefetcher
 from ..data.transformer import DataTransformer
 from ..errors import DataError
@@ -62,9 +62,9 @@ class PrefetchingDataLayer(Layer):
             raise DataError(f"layer '{self.name}' ({self.type}): the first 16 records of this "
                             "rank's shard are all corrupt")
         self.top_shape = (batch_size,) + self.transformer.output_shape(image.shape)
-        workers = opts.decode_workers if encoded else 0
-        self.prefetcher = Prefetcher(next_items, decoder, self.transformer, batch_size,
-                                     self.top_shape[1:], where, depth=depth, workers=workers,
+        workers = decode_workers(world().intra_size) if encoded else 0
+        self.prefetcher = Prefetcher(next_items, decoder, self.transformer, self.top_shape,
+                                     where, image.dtype, depth=depth, workers=workers,
                                      skip_corrupt=opts.skip_corrupt, name=f"prefetch-{self.name}")
         log.info("%s: %s, rank %d of %d, prefetch %d, %d decode worker(s)", self.name,
                  self.top_shape, world().rank, world().size, depth, workers)

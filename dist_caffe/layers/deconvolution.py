@@ -42,6 +42,13 @@ class DeconvolutionLayer(ConvolutionLayer):
         for t in top:
             t.reshape(shape[:self.axis] + (self.num_output,) + out)
 
+    # Convolution may send its GPU passes to custom kernels; Deconvolution's are its own xp code.
+    def forward_gpu(self, bottom, top):
+        return self.forward(bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        return self.backward(top, propagate_down, bottom)
+
     def _grouped_input(self, x):
         """x (num, C, *in) as (G, C / G, num * P): the GEMM operand, columns ordered (n, p)."""
         x = x.reshape(self.num, self.channels, self.in_count).transpose(1, 0, 2)

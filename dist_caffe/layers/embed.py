@@ -6,6 +6,16 @@ from ..layer import Layer, register_layer
 from ..proto import caffe_pb2
 
 
+def scatter_add_rows(target, idx, rows):
+    """target[idx[i]] += rows[i] for every i, repeated indices summed (numpy's add.at, written
+    with bincount so that it runs on numpy and cupy alike). target (V, ...), rows (len(idx), ...)."""
+    xp = get_array_module(target)
+    width = int(target.size // max(target.shape[0], 1))
+    flat = (idx.reshape(-1, 1) * width + xp.arange(width)).ravel()
+    sums = xp.bincount(flat, weights=rows.reshape(-1), minlength=target.size)
+    target += sums.reshape(target.shape).astype(target.dtype, copy=False)
+
+
 def read_indices(layer, values, limit, what):
     """values truncated to int (Caffe's static_cast); DataError naming the first one outside
     [0, limit)."""
@@ -62,6 +72,6 @@ class EmbedLayer(Layer):
                                                "set propagate_down: false for it")
         dy = top[0].diff.reshape(-1, self.num_output)
         if self.param_propagate_down[0]:
-            get_array_module(dy).add.at(self.blobs[0].diff, self.idx, dy)
+            scatter_add_rows(self.blobs[0].diff, self.idx, dy)
         if self.bias_term and self.param_propagate_down[1]:
             self.blobs[1].diff[...] += dy.sum(axis=0)

@@ -1,5 +1,5 @@
 """Filter: keep the items whose selector value is non-zero."""
-from ..backend import get_array_module, to_cpu
+from ..backend import get_array_module
 from ..layer import Layer, register_layer
 
 
@@ -37,7 +37,7 @@ class FilterLayer(Layer):
                                            "need the same first axis")
         xp = get_array_module(sel.data)
         self.indices = xp.flatnonzero(sel.data.reshape(-1))
-        n = sel.shape[0] if self.first_reshape else int(to_cpu(self.indices).size)
+        n = sel.shape[0] if self.first_reshape else int(self.indices.size)
         self.first_reshape = False
         for t, b in zip(top, bottom):
             t.reshape((n,) + b.shape[1:])

@@ -43,6 +43,19 @@ class FileDecoder:
         return read_image(self.root + path, self.color, *self.size), label
 
 
+class ListSource:
+    """This rank's stream of (line index, (path, label)) items from a list file."""
+
+    def __init__(self, source, lines, stream):
+        self.source, self.lines, self.stream = source, lines, stream
+
+    def next_items(self, k, advance=True):
+        return [(i, self.lines[i]) for i in self.stream.take(k, advance)]
+
+    def where(self, key):
+        return f"image list '{self.source}' line {key + 1} ('{self.lines[key][0]}')"
+
+
 @register_layer
 class ImageDataLayer(PrefetchingDataLayer):
     """Images named in a list file, decoded with Pillow, rank r of W reading its own shard.
@@ -64,17 +77,13 @@ class ImageDataLayer(PrefetchingDataLayer):
                              f"{p.new_height}/{p.new_width}: set both (resize) or neither")
         if p.batch_size <= 0:
             raise self.error("image_data_param.batch_size", f"is {p.batch_size}; must be > 0")
-        self.source, self.lines = p.source, read_list_file(p.source)
+        lines = read_list_file(p.source)
         comm = world()
         skip = int(self.rng.integers(p.rand_skip)) if p.rand_skip else 0
-        self.stream = ShardStream(len(self.lines), comm.rank, comm.size, shuffle=p.shuffle,
-                                  seed=options().shuffle_seed, start=skip)
+        stream = ShardStream(len(lines), comm.rank, comm.size, shuffle=p.shuffle,
+                             seed=options().shuffle_seed, start=skip)
+        # The prefetch thread gets the source, not the layer: the layer stays collectable.
+        self.source = ListSource(p.source, lines, stream)
         decoder = FileDecoder(p.root_folder, bool(p.is_color), p.new_height, p.new_width)
-        self.start(self.next_items, decoder, self.where, p.batch_size,
+        self.start(self.source.next_items, decoder, self.source.where, p.batch_size,
                    self.param.data_param.prefetch)
-
-    def next_items(self, k, advance=True):
-        return [(i, self.lines[i]) for i in self.stream.take(k, advance)]
-
-    def where(self, key):
-        return f"image list '{self.source}' line {key + 1} ('{self.lines[key][0]}')"

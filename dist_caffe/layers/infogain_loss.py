@@ -1,5 +1,5 @@
 """InfogainLoss: multinomial logistic loss weighted by an information-gain matrix H."""
-from ..backend import get_array_module, to_cpu
+from ..backend import get_array_module
 from ..blob import Blob
 from ..errors import ConfigError, DataError
 from ..layer import LossLayer, register_layer

@@ -1,6 +1,4 @@
 """Log: y = log_base(shift + scale * x)."""
-import math
-
 from ..backend import get_array_module
 from ..layer import register_layer
 from .abs_val import KeepInputNeuronLayer

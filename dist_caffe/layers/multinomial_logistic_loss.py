@@ -40,6 +40,6 @@ class MultinomialLogisticLossLayer(LossLayer):
         if propagate_down[0]:
             label, picked = self._picked(bottom)
             xp = get_array_module(picked)
-            diff = bottom[0].diff.reshape(self.num, self.dim)
-            diff[...] = 0
-            xp.put_along_axis(diff, label[:, None], -(top[0].diff / self.num) / picked, axis=1)
+            onehot = xp.arange(self.dim)[None, :] == label[:, None]
+            grad = xp.where(onehot, -(top[0].diff / self.num) / picked, 0)
+            bottom[0].diff[...] = grad.reshape(bottom[0].shape)

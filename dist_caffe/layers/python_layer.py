@@ -25,6 +25,61 @@ class BlobVec(list):
         return blob
 
 
+class HostBlob:
+    """A device blob seen from the host, as pycaffe always shows blobs to Python layers:
+    .data and .diff are numpy arrays (reading syncs from the GPU, writing moves the head to
+    the host, and the next GPU read copies back). Everything else is the blob's."""
+
+    def __init__(self, blob):
+        object.__setattr__(self, "_blob", blob)
+
+    @property
+    def data(self):
+        return self._blob.mutable_cpu_data()
+
+    @data.setter
+    def data(self, value):
+        self._blob.mutable_cpu_data()[...] = value
+
+    @property
+    def diff(self):
+        return self._blob.mutable_cpu_diff()
+
+    @diff.setter
+    def diff(self, value):
+        self._blob.mutable_cpu_diff()[...] = value
+
+    def __getattr__(self, name):
+        return getattr(self._blob, name)
+
+
+class UserBlobs:
+    """What a Python layer sees as self.blobs: the layer's BlobVec, GPU blobs shown through
+    HostBlob views; add_blob appends to the real list (which the net learns)."""
+
+    def __init__(self, blobs):
+        self._blobs = blobs
+
+    def add_blob(self, *shape):
+        self._blobs.add_blob(*shape)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return _host_view(self._blobs[i])
+        b = self._blobs[i]
+        return HostBlob(b) if b.gpu else b
+
+    def __len__(self):
+        return len(self._blobs)
+
+    def __iter__(self):
+        return iter(_host_view(list(self._blobs)))
+
+
+def _host_view(blobs):
+    return [HostBlob(b) if getattr(b, "gpu", False) else b for b in blobs]
+
+
 def _python_error(layer, stage, exc):
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" ({tb[-1].filename}:{tb[-1].lineno})" if tb else ""
@@ -42,7 +97,8 @@ class PythonLayer(Layer):
     python_param.param_str), `phase` and `blobs` (a BlobVec: `self.blobs.add_blob(*shape)` adds
     a learnable blob), then its `setup(bottom, top)`, `reshape(bottom, top)`,
     `forward(bottom, top)` and `backward(top, propagate_down, bottom)` run in turn. Blobs
-    offer pycaffe's .data .diff .shape .count .num .channels .height .width .reshape(*shape).
+    offer pycaffe's .data .diff .shape .count .num .channels .height .width .reshape(*shape);
+    in GPU mode .data and .diff are host (numpy) arrays, as in pycaffe.
 
     An import failure, a missing class, or an exception in setup is a ConfigError naming the
     layer and the Python error. python_param.share_in_parallel is accepted and ignored.
@@ -56,7 +112,7 @@ class PythonLayer(Layer):
         self.blobs = BlobVec(self.dtype)
         self.impl.param_str = param.python_param.param_str
         self.impl.phase = phase
-        self.impl.blobs = self.blobs
+        self.impl.blobs = UserBlobs(self.blobs)
 
     def _instantiate(self):
         p = self.param.python_param
@@ -93,7 +149,10 @@ class PythonLayer(Layer):
         self._call("backward", top, list(propagate_down), bottom)
 
     def _call(self, method, *args, config=False):
-        """Run the user's method; set-up errors become ConfigErrors, others get a note."""
+        """Run the user's method (GPU blobs shown through host views); set-up errors become
+        ConfigErrors, others get a note naming the layer."""
+        args = [_host_view(a) if isinstance(a, list) and a and hasattr(a[0], "diff") else a
+                for a in args]
         try:
             getattr(self.impl, method)(*args)
         except ConfigError:

@@ -22,6 +22,7 @@ from ..errors import DistCaffeError
 from .communicator import Communicator, Handle
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("DIST_CAFFE_COMM_TIMEOUT", 1800))
+SPIN_S = 2.0  # busy-poll a pending collective this long before sleeping between polls
 
 
 def mpi_module():
@@ -35,13 +36,26 @@ def mpi_module():
     return MPI
 
 
+# (variable, who sets it), most specific first: srun's own count only when no MPI launcher
+# said anything, since mpirun inside a Slurm allocation starts its proxies with srun.
+LAUNCHER_SIZE_VARS = (("OMPI_COMM_WORLD_SIZE", "Open MPI mpirun"), ("PMI_SIZE", "MPICH/Hydra"),
+                      ("MV2_COMM_WORLD_SIZE", "MVAPICH mpirun"), ("PMIX_SIZE", "PMIx"),
+                      ("SLURM_STEP_NUM_TASKS", "srun"))
+
+
+def launcher_size():
+    """(world size, launcher) that mpirun/mpiexec/srun announced in the environment; (1, "")
+    when no MPI launcher started this process."""
+    for var, who in LAUNCHER_SIZE_VARS:
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value), who
+    return 1, ""
+
+
 def in_mpi_job() -> bool:
-    """True when this process was started by mpiexec/mpirun/srun with more than one rank."""
-    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS",
-                "SLURM_NTASKS"):
-        if int(os.environ.get(var, "1") or 1) > 1:
-            return True
-    return False
+    """True when mpiexec/mpirun/srun started this process as one of several ranks."""
+    return launcher_size()[0] > 1
 
 
 class MpiHandle(Handle):
@@ -92,19 +106,24 @@ class MpiCommunicator(Communicator):
 
     # -- completion with a deadline ------------------------------------------------
     def _complete(self, request, what):
-        """Wait for `request`, raising DistCaffeError after timeout_s instead of hanging."""
-        if request.Test():
-            return
-        deadline, pause = time.monotonic() + self.timeout_s, 0.0
+        """Wait for `request`, raising DistCaffeError after timeout_s instead of hanging.
+
+        Spins on Test() (as MPI_Wait itself would: latency is what small buckets pay) for
+        SPIN_S, then backs off to short sleeps, so a long wait for a slow peer costs no CPU."""
+        start = time.monotonic()
+        spin_until, deadline, pause = start + SPIN_S, start + self.timeout_s, 1e-4
         while not request.Test():
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now < spin_until:
+                continue
+            if now > deadline:
                 raise DistCaffeError(
                     f"rank {self.rank}: {what} did not complete within {self.timeout_s:.0f} s: "
                     "another rank never joined it (it hangs, died, or runs a different number "
                     "of iterations/test batches). Check every rank's log; raise the limit with "
                     "--comm-timeout S or DIST_CAFFE_COMM_TIMEOUT if a rank is merely slow")
             time.sleep(pause)
-            pause = min(pause + 2e-5, 1e-3)  # spin first (latency), then back off (CPU)
+            pause = min(pause * 2, 0.01)
 
     def poll(self):
         """Drive pending non-blocking collectives (MPICH progresses only inside MPI calls)."""

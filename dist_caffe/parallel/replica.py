@@ -10,6 +10,7 @@ none is left waiting in a collective).
 import logging
 import os
 import signal
+import time
 import zlib
 
 import numpy as np
@@ -63,11 +64,15 @@ class Replica:
         watchdog = self.watchdog
 
         def on_failure_notice(signum, frame):
-            for r, pid in watchdog.local:
-                if not pid_alive(pid):
-                    watchdog._lose(r, "its process is gone (killed or crashed)")
-            watchdog._lose(next((r for r in watchdog.neighbours), -1),
-                           "the MPI launcher reported a failed process (SIGUSR1)")
+            # The notice can come while the dead process is still being torn down: look again
+            # for a moment before falling back to a message without the rank.
+            for _ in range(40):
+                for r, pid in watchdog.local:
+                    if not pid_alive(pid):
+                        watchdog._lose(r, "its process is gone (killed or crashed)")
+                time.sleep(0.05)
+            watchdog._lose(None, "the MPI launcher reported a failed process (SIGUSR1) on "
+                                 "another node")
         try:
             signal.signal(signal.SIGUSR1, on_failure_notice)
         except ValueError:  # not the main thread: keep the default
@@ -112,10 +117,9 @@ class Replica:
                            + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""))
         raise DistCaffeError(
             f"replicas diverged at iteration {iteration}: {'; '.join(details)}. Replicas must "
-            f"stay bit-identical (ranks {', '.join(map(str, diverged))} disagree with the "
-            "others): check that every rank runs the same prototxt, solver and dist_caffe "
-            "version on the same kind of device, and that nothing writes into the parameters "
-            "outside the solver; restart from the last snapshot")
+            "stay bit-identical: check that every rank runs the same prototxt, solver and "
+            "dist_caffe version on the same kind of device, and that nothing writes into the "
+            "parameters outside the solver; restart from the last snapshot")
 
     def shutdown(self):
         """End cleanly: a barrier first, so no rank mistakes another's exit for a death."""

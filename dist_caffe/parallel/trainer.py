@@ -17,14 +17,14 @@ The large-batch options have no SolverParameter field, so they come from flags, 
 
 * lr_scaling=linear — multiply every iteration's rate by the world size (Goyal et al.).
 * warmup_iters=N [warmup_start=F] — ramp the rate linearly from F x rate to rate over the
-  first N iterations (F defaults to 1/world size with linear scaling, else 0).
+  first N iterations. F defaults to 1/world size — the rate of one replica's batch, where
+  Goyal et al. start — and to 0 on a single process.
 * lars_coeff=eta — LARS (You et al.): each weight blob's local rate is multiplied by
   eta * |w| / (|g| + weight_decay * |w|); biases (1-D blobs) and BatchNorm/Scale/Bias layers
   keep the plain rate. Composes with the policy, scaling and warm-up above.
 """
 import importlib
 import importlib.util
-import inspect
 import logging
 import os
 import re
@@ -56,7 +56,7 @@ class Options:
     checksum_every: int = 1000    # 0: never
     lr_scaling: str = "none"      # none | linear
     warmup_iters: int = 0
-    warmup_start: float = -1.0    # -1: 1/world size with linear scaling, else 0
+    warmup_start: float = -1.0    # -1: 1/world size (one replica's rate), 0 on one process
     lars_coeff: float = 0.0       # 0: LARS off
     heartbeat_timeout: float = 30.0
     comm_timeout: float = 1800.0
@@ -75,7 +75,7 @@ HELP = {
     "checksum_every": "compare parameter checksums across ranks every K iterations (0: never)",
     "lr_scaling": "none, or linear: multiply the learning rate by the world size",
     "warmup_iters": "ramp the learning rate up linearly over N iterations",
-    "warmup_start": "warm-up starts at this fraction of the rate (default 1/size or 0)",
+    "warmup_start": "warm-up starts at this fraction of the rate (default 1/world size)",
     "lars_coeff": "LARS trust coefficient eta (0: off); biases and BatchNorm/Scale excluded",
     "heartbeat_timeout": "seconds of silence after which a rank counts as lost",
     "comm_timeout": "seconds a single collective may take before the job stops",
@@ -120,8 +120,8 @@ def options_from(args, solver_path=None):
         try:
             setattr(opts, f.name, type(f.default)(text))
         except ValueError:
-            raise ConfigError(f"{where[f.name]}: found '{text}', expected a "
-                              f"{type(f.default).__name__}") from None
+            kind = {int: "an integer", float: "a number"}.get(type(f.default), "a string")
+            raise ConfigError(f"{where[f.name]}: found '{text}', expected {kind}") from None
     choices = {"launcher": ("auto", "mpi", "ray"), "lr_scaling": ("none", "linear"),
                "comm": tuple(factory.names())}
     for name, allowed in choices.items():
@@ -241,7 +241,7 @@ class DataParallel:
     def _large_batch(self, solver):
         opts, size = self.opts, self.comm.size
         scale = float(size) if opts.lr_scaling == "linear" else 1.0
-        start = opts.warmup_start if opts.warmup_start >= 0 else (1.0 / scale if scale > 1 else 0.0)
+        start = opts.warmup_start if opts.warmup_start >= 0 else (1.0 / size if size > 1 else 0.0)
         if scale != 1.0 or opts.warmup_iters:
             base_rate = solver.rate
 
@@ -304,63 +304,35 @@ def launch_module(name):
     return importlib.import_module(f"dist_caffe.launch.{name}")
 
 
-def run_replica(args, comm, opts):
+def run_replica(args, comm, opts, hard_exit=True):
     """One replica's whole training with `comm`; returns the exit status.
 
-    With peers, an error ends this replica with a message naming its rank, then leaves
-    without MPI_Finalize (os._exit): a peer still inside a collective would make the
-    finalize wait forever; the launcher or the peers' watchdogs stop the rest.
+    With peers and `hard_exit` (MPI), an error ends this replica with a message naming its
+    rank, then leaves without MPI_Finalize (os._exit): a peer still inside a collective would
+    make the finalize wait forever; the launcher or the peers' watchdogs stop the rest.
+    Without (Ray), the error propagates to the driver, which stops the other actors.
     """
     from .. import log as dlog
+    from ..tools import train
     dlog.setup(rank=comm.rank)
     replica = Replica(comm, gpu=bool(getattr(args, "gpu", "")),
                       heartbeat_timeout_s=opts.heartbeat_timeout,
                       resume_hint="Resume from the last snapshot with -snapshot (any world size)")
     dp = DataParallel(replica, opts)
     try:
-        _run_training(args, comm, dp.attach)
+        train.run_training(args, comm, prepare=dp.attach)
         dp.finish()
         replica.shutdown()
         return 0
     except DistCaffeError as e:
-        if comm.size == 1:
+        if comm.size == 1 or not hard_exit:
             raise
         _die(f"dist-caffe train: error: rank {comm.rank}: {e}")
     except Exception:  # noqa: BLE001 — a bug: show it, and do not leave the peers hanging
-        if comm.size == 1:
+        if comm.size == 1 or not hard_exit:
             raise
         import traceback
         _die(f"dist-caffe train: rank {comm.rank} failed:\n{traceback.format_exc()}")
-
-
-def _run_training(args, comm, prepare):
-    """tools/train.run_training with `prepare(solver)` between restore and solve."""
-    from ..tools import train
-    if "prepare" in inspect.signature(train.run_training).parameters:
-        return train.run_training(args, comm, prepare=prepare)
-    # Until tools/train.py takes prepare=: the same steps, in the same order.
-    from ..solvers import get_solver, load_solver_param
-    from ..solvers.signals import SignalHandler
-    param, source = load_solver_param(args.solver)
-    param.train_state.level = args.level
-    param.train_state.stage.extend(s for s in args.stage.split(",") if s)
-    if args.iterations is not None:
-        param.max_iter = args.iterations
-    train.select_device(train.parse_gpus(args.gpu), comm, param)
-    del param.weights[:]
-    if args.weights and not args.snapshot:
-        param.weights.append(args.weights)
-    solver = get_solver(param, comm=comm, source=source)
-    handler = SignalHandler(args.sigint_effect, args.sighup_effect)
-    solver.action_request = handler
-    if args.snapshot:
-        log.info("Resuming from %s", args.snapshot)
-        solver.restore(args.snapshot)
-    prepare(solver)
-    log.info("Starting Optimization")
-    with handler.installed():
-        solver.solve()
-    return solver
 
 
 def _die(message, status=1):
@@ -383,12 +355,30 @@ def main(args):
     return run_replica(args, comm, opts)
 
 
-def describe(opts):
-    """One line of the options that differ from the defaults (for logs)."""
-    defaults = Options()
-    return ", ".join(f"{k}={getattr(opts, k)}" for k in FLAGS
-                     if getattr(opts, k) != getattr(defaults, k)) or "defaults"
+# -- `dist-caffe time` under mpirun ------------------------------------------------------
+def timing_reducer(net, bucket_mb=DEFAULT_BUCKET_MB):
+    """For `mpirun -n N dist-caffe time`: a Reducer on `net` over the launcher's world (its
+    hooks then fire from time_net's backward loop; call `.wait()` once per iteration), or
+    None on a single process."""
+    comm = launch_module("mpi").init(Options(), gpu=backend.mode() == backend.GPU)
+    return Reducer(net, comm, bucket_mb) if comm.size > 1 else None
 
 
-__all__ = ["DataParallel", "LARS", "Options", "add_arguments", "main", "options_from",
-           "run_replica", "wanted", "warmup_factor"]
+def gather_timeline(timeline, reducer):
+    """Add the reducer's bucket all-reduces and waits to `timeline`, then give rank 0 every
+    rank's events (one process row per rank, on rank 0's clock). Returns True on rank 0."""
+    if reducer is None:
+        return True
+    comm = reducer.comm
+    reducer.trace(timeline)
+    t0 = comm.bcast_object(timeline.t0, root=0)
+    shift = (timeline.t0 - t0) * 1e6     # perf_counter is one clock for all ranks of a node
+    for event in timeline.events:
+        event["ts"] += shift
+    events = comm.allgather_object(timeline.events)
+    timeline.events = [e for rank_events in events for e in rank_events]
+    return comm.rank == 0
+
+
+__all__ = ["DataParallel", "LARS", "Options", "add_arguments", "gather_timeline", "main",
+           "options_from", "run_replica", "timing_reducer", "wanted", "warmup_factor"]

@@ -75,7 +75,7 @@ class Watchdog:
             try:
                 self.check()
             except Exception as e:  # noqa: BLE001 — an MPI error talking to a dead peer
-                self._lose(self.neighbours[0] if self.neighbours else -1, f"MPI error: {e}")
+                self._lose(None, f"MPI error in the heartbeat: {e}")
             if self.lost is not None:
                 return
 
@@ -102,10 +102,14 @@ class Watchdog:
     def _lose(self, rank, why):
         if self.lost is not None or self._stop.is_set():
             return
-        host, pid = self.peers[rank] if 0 <= rank < self.size else ("?", "?")
-        self.lost = rank
-        message = (f"dist-caffe: rank {self.rank}: lost rank {rank} (pid {pid} on {host}): {why}. "
-                   f"Stopping this replica.{(' ' + self.hint) if self.hint else ''}")
+        self.lost = -1 if rank is None else rank
+        if rank is None:
+            who = "lost a rank"
+        else:
+            host, pid = self.peers[rank]
+            who = f"lost rank {rank} (pid {pid} on {host})"
+        message = (f"dist-caffe: rank {self.rank}: {who}: {why}. Stopping this replica."
+                   f"{(' ' + self.hint) if self.hint else ''}")
         if self.on_lost is not None:
             self.on_lost(rank, message)
             return

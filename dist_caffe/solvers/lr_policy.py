@@ -21,7 +21,7 @@ def check_policy(param, where="solver"):
     if policy == "step" and param.stepsize <= 0:
         raise ConfigError(f"{where}: lr_policy 'step' needs stepsize > 0, found {param.stepsize}")
     if policy in ("step", "exp", "inv") and param.gamma < 0:
-        raise ConfigError(f"{where}: lr_policy '{policy}' needs gamma >= 0, found {param.gamma}")
+        raise ConfigError(f"{where}: lr_policy '{policy}' needs gamma >= 0, found {param.gamma:g}")
     if policy == "poly" and param.max_iter <= 0:
         raise ConfigError(f"{where}: lr_policy 'poly' needs max_iter > 0, found {param.max_iter}")
     if policy == "multistep":

@@ -5,8 +5,9 @@ test_state, test_iter, test_interval and snapshot_prefix, with Caffe's rules: ex
 train-net field; test nets are every test_net_param, then every test_net, then as many copies
 of the generic net (net / net_param) as test_iter has entries left; test_iter needs one entry
 per test net. Net paths are read relative to the working directory as Caffe does, falling back
-to the solver file's folder, so `dist-caffe train -solver runs/x/solver.prototxt` works from
-anywhere.
+to the solver file's folder and its parents, so `dist-caffe train -solver runs/x/solver.prototxt`
+(or Caffe's examples/mnist/lenet_solver.prototxt, whose paths start at the Caffe root) works
+from anywhere.
 """
 import os
 
@@ -42,17 +43,24 @@ def _default_snapshot_prefix(param, path):
 
 def resolve(path, source):
     """A net path as given when it exists (Caffe reads it from the working directory), else
-    relative to the solver file's folder; ConfigError when neither exists."""
-    if os.path.exists(path) or os.path.isabs(path) or not source or source.startswith("<"):
-        candidates = [path]
-    else:
-        candidates = [path, os.path.join(os.path.dirname(os.path.abspath(source)), path)]
+    relative to the solver file's folder or one of its parents (Caffe's examples name paths
+    from the Caffe root); ConfigError when none exists."""
+    candidates = [path]
+    if not (os.path.isabs(path) or not source or source.startswith("<")):
+        folder = os.path.dirname(os.path.abspath(source))
+        while True:
+            candidates.append(os.path.join(folder, path))
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
     for candidate in candidates:
         if os.path.isfile(candidate):
             return candidate
-    tried = " or ".join(repr(c) for c in dict.fromkeys(candidates))
-    raise ConfigError(f"{source}: net file {path!r} not found (tried {tried}); paths in a solver "
-                      "are read from the working directory, then from the solver's folder")
+    tried = " or ".join(repr(c) for c in candidates[:2])
+    raise ConfigError(f"{source}: net file {path!r} not found (tried {tried}"
+                      f"{' and its parent folders' if len(candidates) > 2 else ''}); paths in a "
+                      "solver are read from the working directory, then from the solver's folder")
 
 
 def _with_state(net_param, phase, extra_state=None):
@@ -68,7 +76,7 @@ def _with_state(net_param, phase, extra_state=None):
 
 
 def train_net_param(param, source):
-    """The NetParameter of the train net (state: TRAIN + its own + train_state)."""
+    """(NetParameter of the train net with state TRAIN + its own + train_state, its file name)."""
     given = [f for f in TRAIN_FIELDS
              if (param.HasField(f) if f.endswith("param") else bool(getattr(param, f)))]
     if not given:
@@ -79,18 +87,21 @@ def train_net_param(param, source):
                           "one of net, net_param, train_net, train_net_param")
     field = given[0]
     value = getattr(param, field)
-    net = value if field.endswith("param") else read_net_param(resolve(value, source))
-    return _with_state(net, TRAIN, param.train_state)
+    if field.endswith("param"):
+        return _with_state(value, TRAIN, param.train_state), f"{source} ({field})"
+    path = resolve(value, source)
+    return _with_state(read_net_param(path), TRAIN, param.train_state), path
 
 
 def test_net_params(param, source):
-    """The NetParameters of the test nets, in Caffe's order, each with its TEST state."""
+    """[(NetParameter, file name)] of the test nets, in Caffe's order, each with its TEST state."""
     generic = [f for f in ("net_param", "net") if
                (param.HasField(f) if f == "net_param" else bool(param.net))]
     if len(generic) > 1:
         raise ConfigError(f"{source}: both net and net_param are given; keep one")
-    nets = list(param.test_net_param)
-    nets += [read_net_param(resolve(p, source)) for p in param.test_net]
+    nets = [(n, f"{source} (test_net_param)") for n in param.test_net_param]
+    paths = [resolve(p, source) for p in param.test_net]
+    nets += [(read_net_param(p), p) for p in paths]
     n_iter, n_specific = len(param.test_iter), len(nets)
     if (n_iter < n_specific) if generic else (n_iter != n_specific):
         raise ConfigError(
@@ -98,14 +109,18 @@ def test_net_params(param, source):
             f"(test_net/test_net_param){' plus copies of the generic net' if generic else ''}; "
             "give one test_iter per test net")
     if generic and n_iter > n_specific:
-        net = param.net_param if param.HasField("net_param") else \
-            read_net_param(resolve(param.net, source))
+        if param.HasField("net_param"):
+            net = (param.net_param, f"{source} (net_param)")
+        else:
+            path = resolve(param.net, source)
+            net = (read_net_param(path), path)
         nets += [net] * (n_iter - n_specific)
     if param.test_state and len(param.test_state) != len(nets):
         raise ConfigError(f"{source}: {len(param.test_state)} test_state entries for {len(nets)} "
                           "test nets; give none or one per test net")
     if nets and param.test_interval <= 0:
         raise ConfigError(f"{source}: {len(nets)} test net(s) but test_interval is "
-                          f"{param.test_interval}; set test_interval > 0 (iterations between tests)")
+                          f"{param.test_interval}; set test_interval > 0 (iterations between "
+                          "tests)")
     states = list(param.test_state) or [None] * len(nets)
-    return [_with_state(n, TEST, s) for n, s in zip(nets, states)]
+    return [(_with_state(n, TEST, s), name) for (n, name), s in zip(nets, states)]

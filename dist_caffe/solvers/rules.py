@@ -40,8 +40,8 @@ class NesterovSolver(SGDSolver):
 
 def _no_momentum(solver):
     if solver.param.momentum != 0:
-        raise ConfigError(f"{solver.source}: momentum: found {solver.param.momentum}, but momentum "
-                          f"cannot be used with {solver.type}; remove it (expected 0)")
+        raise ConfigError(f"{solver.source}: momentum: found {solver.param.momentum:g}, but "
+                          f"momentum cannot be used with {solver.type}; remove it (expected 0)")
 
 
 class AdaGradSolver(SGDSolver):
@@ -69,7 +69,7 @@ class RMSPropSolver(SGDSolver):
         super().check_param()
         _no_momentum(self)
         if not 0 <= self.param.rms_decay < 1:
-            raise ConfigError(f"{self.source}: rms_decay: found {self.param.rms_decay}, expected "
+            raise ConfigError(f"{self.source}: rms_decay: found {self.param.rms_decay:g}, expected "
                               "a value in [0, 1)")
 
     def compute_update(self, diff, rate, history):

@@ -20,7 +20,8 @@ class SignalHandler:
     def __init__(self, sigint_effect="stop", sighup_effect="snapshot"):
         for flag, effect in (("sigint_effect", sigint_effect), ("sighup_effect", sighup_effect)):
             if effect not in EFFECTS:
-                raise ConfigError(f"-{flag}: found '{effect}', expected one of {', '.join(EFFECTS)}")
+                raise ConfigError(f"-{flag}: found '{effect}', expected one of "
+                                  f"{', '.join(EFFECTS)}")
         self.effects = {signal.SIGINT: sigint_effect}
         if hasattr(signal, "SIGHUP"):
             self.effects[signal.SIGHUP] = sighup_effect

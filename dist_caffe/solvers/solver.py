@@ -64,11 +64,12 @@ class Solver:
         if p.random_seed >= 0:
             set_random_seed(p.random_seed)
         self._info("Initializing solver from parameters: %s", self.source)
-        self.net = Net(train_net_param(p, self.source), phase=TRAIN)
+        self._info("Creating training net")
+        self.net = self._build_net(*train_net_param(p, self.source), TRAIN)
         self.test_nets = []
-        for i, net_param in enumerate(test_net_params(p, self.source)):
+        for i, (net_param, name) in enumerate(test_net_params(p, self.source)):
             self._info("Creating test net (#%d)", i)
-            self.test_nets.append(Net(net_param, phase=TEST, dtype=self.net.dtype))
+            self.test_nets.append(self._build_net(net_param, name, TEST))
         for weights in p.weights:
             for net in [self.net] + self.test_nets:
                 net.copy_from(weights)
@@ -99,12 +100,27 @@ class Solver:
         if p.regularization_type not in ("L1", "L2"):
             raise ConfigError(f"{self._where('regularization_type')}: unknown type "
                               f"'{p.regularization_type}' (known: L1, L2)")
-        if p.snapshot and self.rank == 0:
-            folder = os.path.dirname(os.path.abspath(p.snapshot_prefix)) or "."
-            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-                raise ConfigError(f"{self._where('snapshot_prefix')}: cannot write snapshots to "
-                                  f"'{p.snapshot_prefix}': folder {folder} does not exist or is not "
-                                  "writable; create it or change snapshot_prefix")
+        if p.snapshot:
+            self._check_snapshot_folder()
+
+    def _check_snapshot_folder(self):
+        """ConfigError now, rather than after training, when snapshots cannot be written."""
+        prefix = self.param.snapshot_prefix
+        folder = os.path.dirname(os.path.abspath(prefix))
+        if self.rank == 0 and not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+            raise ConfigError(f"{self._where('snapshot_prefix')}: cannot write snapshots to "
+                              f"'{prefix}': folder {folder} does not exist or is not writable; "
+                              "create it or change snapshot_prefix")
+
+    @staticmethod
+    def _build_net(net_param, name, phase):
+        """A Net whose messages name its file rather than '<NetParameter>'."""
+        try:
+            net = Net(net_param, phase=phase)
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("<NetParameter>", name)) from None
+        net.source = name
+        return net
 
     def _build_update_vectors(self):
         """Per-element lr_mult and weight_decay*decay_mult over the learnable prefix, and the
@@ -178,6 +194,8 @@ class Solver:
         self._info("Solving %s", self.net.name)
         self._info("Learning Rate Policy: %s", p.lr_policy)
         self.requested_early_exit = False
+        if p.snapshot_after_train:
+            self._check_snapshot_folder()
         if resume_file:
             self._info("Restoring previous solver status from %s", resume_file)
             self.restore(resume_file)
@@ -211,7 +229,8 @@ class Solver:
         n = self.param.average_loss
         if len(self.losses) < n:
             self.losses.append(loss)
-            self.smoothed_loss = (self.smoothed_loss * (len(self.losses) - 1) + loss) / len(self.losses)
+            size = len(self.losses)
+            self.smoothed_loss = (self.smoothed_loss * (size - 1) + loss) / size
         else:
             k = (self.iter - start_iter) % n
             self.smoothed_loss += (loss - self.losses[k]) / n

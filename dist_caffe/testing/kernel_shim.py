@@ -21,7 +21,7 @@ import numpy as np
 from .. import kernels
 from ..errors import KernelError
 
-CXX_FLAGS = ("-x", "c++", "-std=c++17", "-O2", "-fPIC", "-shared", "-Wall", "-Wno-unused-function")
+CXX_FLAGS = ("-x", "c++", "-std=c++17", "-O2", "-fPIC", "-shared", "-Wall", "-Werror")
 _CTYPES = {np.dtype(np.int32): ctypes.c_int32, np.dtype(np.float32): ctypes.c_float,
            np.dtype(np.float64): ctypes.c_double}
 

@@ -10,11 +10,12 @@ keys stay numbered without gaps so readers can find any record by seeking.
 import sys
 
 import numpy as np
+from PIL import Image
 
 from ..data.convert import ToolParser, check_backend, progress
 from ..data.datum import array_to_datum, encode_chw, encoded_datum, read_image
 from ..data.lmdb_writer import LmdbWriter, record_key
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..layers.image_data import read_list_file
 
 
@@ -49,7 +50,7 @@ def make_datum(path, label, args):
     image = read_image(path, color, *resize)
     if not args.encoded:
         return array_to_datum(image, label)
-    encoding = _extension(args.encode_type or path)
+    encoding = _extension("." + args.encode_type) if args.encode_type else _extension(path)
     if not any(resize) and _extension(path) == encoding and _same_mode(path, color):
         with open(path, "rb") as f:  # the file as it is, like Caffe's ReadFileToDatum
             return encoded_datum(f.read(), label)
@@ -57,7 +58,6 @@ def make_datum(path, label, args):
 
 
 def _same_mode(path, color):
-    from PIL import Image
     with Image.open(path) as img:
         return img.mode == ("RGB" if color else "L")
 
@@ -65,6 +65,9 @@ def _same_mode(path, color):
 def main(argv):
     args = parser().parse(argv[1:])
     check_backend(args.backend)
+    if args.encode_type and "." + args.encode_type.lower() not in Image.registered_extensions():
+        raise ConfigError(f"-encode_type {args.encode_type}: Pillow cannot write it; use png "
+                          "(lossless) or jpg")
     if bool(args.resize_height) != bool(args.resize_width):
         print("convert_imageset: -resize_height and -resize_width go together; "
               "images are not resized", file=sys.stderr)

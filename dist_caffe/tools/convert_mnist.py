@@ -26,12 +26,15 @@ def read_idx(path, magic):
     except (OSError, EOFError) as e:
         raise DataError(f"IDX file '{path}': cannot read it ({e})") from None
     ndim = {IMAGE_MAGIC: 3, LABEL_MAGIC: 1}[magic]
-    header = np.frombuffer(raw[:4 + 4 * ndim], ">u4") if len(raw) >= 4 + 4 * ndim else []
-    if len(header) < 1 + ndim or header[0] != magic:
-        found = header[0] if len(header) else "nothing"
+    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else "nothing"
+    if found != magic:
         raise DataError(f"IDX file '{path}': magic number {found}, expected {magic} "
                         f"({'images' if magic == IMAGE_MAGIC else 'labels'}); check which file "
                         "is the images and which the labels")
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"IDX file '{path}': {len(raw)} bytes is too short for its header; "
+                        "the file is truncated")
+    header = np.frombuffer(raw[:4 + 4 * ndim], ">u4")
     shape = tuple(int(d) for d in header[1:])
     body = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
     if body.size != np.prod(shape):

@@ -99,14 +99,16 @@ def plot(train, test, path, title=""):
     import matplotlib.pyplot as plt
     skip = {"NumIters", "Seconds", "LearningRate"}
     names = list(dict.fromkeys(k for row in train + test for k in row if k not in skip))
-    panels = names + (["LearningRate"] if any(not _missing(r["LearningRate"]) for r in train) else [])
+    has_lr = any(not _missing(r["LearningRate"]) for r in train)
+    panels = names + (["LearningRate"] if has_lr else [])
     fig, axes = plt.subplots(len(panels) or 1, 1, figsize=(8, 3 * max(len(panels), 1)),
                              sharex=True, squeeze=False)
     for ax, name in zip(axes[:, 0], panels):
         for rows, label in ((train, "train"), (test, "test")):
             points = [(r["NumIters"], r[name]) for r in rows if not _missing(r.get(name))]
             if points:
-                ax.plot(*zip(*points), label=f"{label} {name}", marker="." if len(points) < 50 else None)
+                ax.plot(*zip(*points), label=f"{label} {name}",
+                        marker="." if len(points) < 50 else None)
         ax.set_ylabel(name)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best")

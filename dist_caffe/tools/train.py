@@ -5,10 +5,11 @@
                      [-sigint_effect stop|snapshot|none] [-sighup_effect stop|snapshot|none]
     dist-caffe test -model M -weights W [-iterations 50] [-gpu ...] [-level N] [-stage a,b]
 
-`run_training(args, comm)` is the whole of one replica's training; the data-parallel launcher
-(dist_caffe.parallel) starts the processes, builds `comm` and calls it. The flags --launcher,
---num-workers, --address, --gpus-per-worker, --comm, --bucket-mb and --checksum-every are
-parsed here for that launcher and not used by a single-process run.
+`run_training(args, comm, prepare)` is the whole of one replica's training. When a
+data-parallel flag is given (--launcher, --num-workers, --comm, --bucket-mb, ...; the list and
+their meaning are in dist_caffe.parallel.trainer), or mpirun/srun/Ray started this process,
+`train` hands over to dist_caffe.parallel.trainer, which starts or joins the replicas, builds
+`comm` and calls run_training with its reducer as `prepare`.
 """
 import logging
 
@@ -41,10 +42,8 @@ def build_parser(verb):
     if verb == "train":
         p.add_argument("--sigint_effect", default="stop", choices=EFFECTS)
         p.add_argument("--sighup_effect", default="snapshot", choices=EFFECTS)
-        group = p.add_argument_group("data parallel (read by the dist_caffe.parallel launcher)")
-        for flag in ("--launcher", "--num-workers", "--address", "--gpus-per-worker", "--comm",
-                     "--bucket-mb", "--checksum-every"):
-            group.add_argument(flag, default=None)
+        from ..parallel import trainer
+        trainer.add_arguments(p.add_argument_group("data parallel (dist_caffe.parallel.trainer)"))
     return p
 
 
@@ -58,7 +57,8 @@ def parse_gpus(spec):
     try:
         return [int(g) for g in spec.split(",")]
     except ValueError:
-        raise ConfigError(f"-gpu: found '{spec}', expected device ids like 0 or 0,1, or all") from None
+        raise ConfigError(f"-gpu: found '{spec}', expected device ids like 0 or 0,1, "
+                          "or all") from None
 
 
 def select_device(gpus, comm, solver_param=None):
@@ -76,8 +76,8 @@ def select_device(gpus, comm, solver_param=None):
         return None
     if len(gpus) > comm.size:
         log.warning("-gpu %s names %d GPUs but this is one process; only GPU %d is used (start "
-                    "one process per GPU with the data-parallel launcher)", ",".join(map(str, gpus)),
-                    len(gpus), gpus[comm.intra_rank % len(gpus)])
+                    "one process per GPU with the data-parallel launcher)",
+                    ",".join(map(str, gpus)), len(gpus), gpus[comm.intra_rank % len(gpus)])
     device = gpus[comm.intra_rank % len(gpus)]
     log.info("Using GPUs %s", ", ".join(map(str, gpus)))
     backend.set_device(device)
@@ -85,8 +85,9 @@ def select_device(gpus, comm, solver_param=None):
     return device
 
 
-def run_training(args, comm=None):
-    """Build the solver from args (a parsed `train` namespace), restore or fine-tune, and solve.
+def run_training(args, comm=None, prepare=None):
+    """Build the solver from args (a parsed `train` namespace), restore or fine-tune, call
+    `prepare(solver)` (the data-parallel launcher attaches its reducer there), and solve.
     Returns the solver."""
     from ..parallel import world
     comm = comm if comm is not None else world()
@@ -105,6 +106,8 @@ def run_training(args, comm=None):
     if args.snapshot:
         log.info("Resuming from %s", args.snapshot)
         solver.restore(args.snapshot)
+    if prepare is not None:
+        prepare(solver)
     log.info("Starting Optimization")
     with handler.installed():
         solver.solve()
@@ -114,7 +117,8 @@ def run_training(args, comm=None):
 def run_test(args):
     """Caffe's `caffe test`: forward -iterations batches, log each and the mean of each output."""
     select_device(parse_gpus(args.gpu), _world())
-    net = Net(args.model, phase=TEST, level=args.level, stages=[s for s in args.stage.split(",") if s])
+    stages = [s for s in args.stage.split(",") if s]
+    net = Net(args.model, phase=TEST, level=args.level, stages=stages)
     net.copy_from(args.weights)
     log.info("Running for %d iterations.", args.iterations)
     sums, loss = None, 0.0
@@ -155,6 +159,11 @@ def main(argv):
             parser.error("need model weights to score: -weights net.caffemodel")
         if args.iterations < 1:
             parser.error(f"-iterations: found {args.iterations}, expected >= 1")
+    if verb == "train":
+        from ..parallel import trainer
+        if trainer.wanted(args):        # a data-parallel flag, or mpirun/srun/Ray started us
+            dlog.setup()
+            return int(trainer.main(args) or 0)
     dlog.setup(rank=_world().rank)
     try:
         run_training(args) if verb == "train" else run_test(args)

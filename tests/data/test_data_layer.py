@@ -1,6 +1,5 @@
 """The Data layer: batches from LMDB through Net.forward, sharding by world(), encoded records
 decoded by worker processes, skip-and-count of corrupt records, errors, clean shutdown."""
-import io
 import os
 import subprocess
 import sys
@@ -8,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import dist_caffe as caffe
 from dist_caffe.data import options
@@ -112,7 +110,7 @@ def test_not_a_datum_record_stops_with_db_and_key_or_is_skipped(tmp_path):
     options.configure(skip_corrupt=True)
     net = data_net(db, batch_size=3)
     labels = np.concatenate([b["label"] for b in batches(net, 2)])
-    assert labels.tolist() == [0, 1, 2, 4, 5, 0]     # 3 skipped, the batch refilled
+    assert labels.tolist() == [0, 1, 2, 0, 4, 5]     # 3 skipped, its place refilled
     assert net.layers[0].prefetcher.corrupt >= 1
 
 
@@ -120,7 +118,6 @@ def test_not_a_datum_record_stops_with_db_and_key_or_is_skipped(tmp_path):
 def test_truncated_jpeg_names_db_and_key(tmp_path, workers):
     images = random_images(4, (3, 16, 16))
     db = encoded_db(tmp_path / "db", images, "jpg")
-    env_records = []
     import lmdb
     env = lmdb.open(db)
     with env.begin(write=True) as txn:
@@ -134,7 +131,7 @@ def test_truncated_jpeg_names_db_and_key(tmp_path, workers):
         net.forward()
     options.configure(skip_corrupt=True)
     net = data_net(db, batch_size=4)
-    assert net.forward()["label"].tolist() == [0, 1, 3, 0]
+    assert net.forward()["label"].tolist() == [0, 1, 0, 3]
     net.layers[0].close()
 
 
@@ -180,6 +177,16 @@ def test_close_stops_thread_and_workers(tmp_path):
     layer.close()   # idempotent
 
 
+def test_a_collected_net_stops_its_prefetch_thread(tmp_path):
+    import gc
+    net = data_net(image_db(tmp_path / "db", random_images(8)), batch_size=2)
+    thread = net.layers[0].prefetcher._thread
+    del net
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
 def test_no_process_outlives_an_interpreter_that_never_closed(tmp_path):
     db = encoded_db(tmp_path / "db", random_images(8))
     script = (
@@ -212,7 +219,7 @@ def test_consumer_wait_is_measured_and_queue_is_bounded(tmp_path):
                    extra="prefetch: 3")
     prefetcher = net.layers[0].prefetcher
     time.sleep(0.3)
-    assert prefetcher.queue.qsize() == 3 and prefetcher.queue.maxsize == 3
+    assert prefetcher.full.qsize() == 4 and prefetcher.free.qsize() == 0  # depth + 1 buffers
     net.forward()
     assert prefetcher.stats()["batches"] == 1 and prefetcher.last_wait_s < 0.1
     prefetcher.close()

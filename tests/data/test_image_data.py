@@ -45,6 +45,16 @@ def test_reads_listed_images_as_bgr(image_dir, workers):
     net.layers[0].close()
 
 
+def test_a_collected_layer_stops_its_thread(image_dir):
+    import gc
+    net = image_net(image_dir[0])
+    thread = net.layers[0].prefetcher._thread
+    del net
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
 def test_resize_gray_and_crop(image_dir):
     tmp_path, rgb = image_dir
     net = image_net(tmp_path, "new_height: 6 new_width: 7 is_color: false", batch_size=2,

@@ -54,31 +54,55 @@ CASES = [
 ]
 
 
-def args(shape, k, pad, stride, dil):
+def args(shape, k, pad, stride, dil, layout="caffe"):
+    """The kernel arguments after the image: geometry, then the column strides of `layout`."""
     num, c, h, w = shape
-    return (c, h, w, *k, *pad, *stride, *dil, out_size(h, k[0], pad[0], stride[0], dil[0]),
-            out_size(w, k[1], pad[1], stride[1], dil[1]))
+    hc = out_size(h, k[0], pad[0], stride[0], dil[0])
+    wc = out_size(w, k[1], pad[1], stride[1], dil[1])
+    rows, p = c * k[0] * k[1], hc * wc
+    strides = {"caffe": (rows * p, p, 1), "images": (p, num * p, 1), "batch_inner": (1, p * num, num)}
+    return (c, h, w, *k, *pad, *stride, *dil, hc, wc, *strides[layout])
 
 
+def to_layout(col, layout):
+    """(num, rows, P) reference columns in a layout's memory order."""
+    num, rows, p = col.shape
+    if layout == "images":
+        return col.transpose(1, 0, 2).reshape(rows, num * p)
+    if layout == "batch_inner":
+        return col.transpose(1, 2, 0).reshape(rows, p * num)
+    return col
+
+
+def work(shape, a):
+    """Threads of im2col: num * channels * height_col * width_col."""
+    return shape[0] * shape[1] * a[11] * a[12]
+
+
+LAYOUTS = ["caffe", "images", "batch_inner"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("case", CASES, ids=[str(c[0]) + str(c[1:]) for c in CASES])
-def test_im2col(dev, dtype, case):
+def test_im2col(dev, dtype, case, layout):
     shape, k, pad, stride, dil = case
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
-    expected = ref_im2col(x, k, pad, stride, dil)
-    a = args(*case)
-    n = shape[0] * shape[1] * a[-2] * a[-1]
-    col, = dev.run(F, "im2col_im2col", n, x, *a, np.full(expected.size, np.nan, dtype))[1:]
-    np.testing.assert_array_equal(col.reshape(expected.shape), expected)
+    expected = to_layout(ref_im2col(x, k, pad, stride, dil), layout)
+    a = args(*case, layout)
+    col, = dev.run(F, "im2col_im2col", work(shape, a), x, *a, np.full(expected.shape, np.nan, dtype))[1:]
+    np.testing.assert_array_equal(col, expected)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("case", CASES, ids=[str(c[0]) + str(c[1:]) for c in CASES])
-def test_col2im(dev, dtype, case):
+def test_col2im(dev, dtype, case, layout):
     shape, k, pad, stride, dil = case
-    a = args(*case)
+    a = args(*case, layout)
     col = np.random.default_rng(1).standard_normal(
-        (shape[0], shape[1] * k[0] * k[1], a[-2] * a[-1])).astype(dtype)
+        (shape[0], shape[1] * k[0] * k[1], a[11] * a[12])).astype(dtype)
     expected = ref_col2im(col.astype(np.float64), shape, k, pad, stride, dil)
-    im, = dev.run(F, "im2col_col2im", int(np.prod(shape)), col, *a, np.full(shape, np.nan, dtype))[1:]
+    im, = dev.run(F, "im2col_col2im", int(np.prod(shape)), np.ascontiguousarray(to_layout(col, layout)),
+                  *a, np.full(shape, np.nan, dtype))[1:]
     np.testing.assert_allclose(im, expected, **tol(dtype))
 
 
@@ -87,8 +111,8 @@ def test_col2im_is_the_adjoint_of_im2col(dev):
     shape, a = case[0], args(*case)
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape)
-    c = rng.standard_normal((shape[0], shape[1] * 6, a[-2] * a[-1]))
-    col, = dev.run(F, "im2col_im2col", shape[0] * shape[1] * a[-2] * a[-1], x, *a, np.zeros(c.shape))[1:]
+    c = rng.standard_normal((shape[0], shape[1] * 6, a[11] * a[12]))
+    col, = dev.run(F, "im2col_im2col", work(shape, a), x, *a, np.zeros(c.shape))[1:]
     im, = dev.run(F, "im2col_col2im", x.size, c, *a, np.zeros(shape))[1:]
     np.testing.assert_allclose(np.vdot(col, c), np.vdot(x, im), rtol=1e-12)
 
@@ -98,8 +122,28 @@ def test_batched_equals_per_image(dev):
     case = ((3, 2, 7, 7), (3, 3), (1, 1), (2, 2), (1, 1))
     shape, a = case[0], args(*case)
     x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
-    per = shape[1] * a[-2] * a[-1]
-    whole, = dev.run(F, "im2col_im2col", shape[0] * per, x, *a, np.zeros((3, 18, a[-2] * a[-1]), np.float32))[1:]
+    p = a[11] * a[12]
+    whole, = dev.run(F, "im2col_im2col", work(shape, a), x, *a, np.zeros((3, 18, p), np.float32))[1:]
+    one_args = args((1,) + shape[1:], *case[1:])
     for i in range(shape[0]):
-        one, = dev.run(F, "im2col_im2col", per, x[i], *a, np.zeros((18, a[-2] * a[-1]), np.float32))[1:]
+        one, = dev.run(F, "im2col_im2col", work((1,) + shape[1:], one_args), x[i:i + 1], *one_args,
+                       np.zeros((18, p), np.float32))[1:]
         np.testing.assert_array_equal(whole[i], one)
+
+
+def test_matches_the_layers_numpy_im2col(dev):
+    """Same numbers as dist_caffe.im2col (the Convolution layer's xp path) in its two layouts."""
+    im2col_py = pytest.importorskip("dist_caffe.im2col")
+    case = ((2, 3, 9, 7), (3, 2), (1, 0), (2, 1), (1, 2))
+    shape, k, pad, stride, dil = case
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    g = im2col_py.ConvGeometry(shape[2:], k, stride, pad, dil)
+    for layout, batch_inner in (("images", False), ("batch_inner", True)):
+        expected = im2col_py.im2col(x, g, batch_inner)
+        a = args(*case, layout)
+        col, = dev.run(F, "im2col_im2col", work(shape, a), x, *a, np.zeros(expected.shape, np.float32))[1:]
+        np.testing.assert_array_equal(col, expected)
+        dcol = np.random.default_rng(5).standard_normal(expected.shape).astype(np.float32)
+        im, = dev.run(F, "im2col_col2im", x.size, dcol, *a, np.zeros(shape, np.float32))[1:]
+        np.testing.assert_allclose(im, im2col_py.col2im(dcol, g, shape[0], shape[1], batch_inner),
+                                   rtol=1e-5, atol=1e-5)

@@ -58,8 +58,8 @@ def feed_each_pass(solver, data):
 
     def forward_backward():
         x, y = data[state["j"] % len(data)]
-        solver.net.blobs["data"].data[...] = x
-        solver.net.blobs["label"].data[...] = y
+        solver.net.blobs["data"].data = x        # the setter copies across devices
+        solver.net.blobs["label"].data = y
         state["j"] += 1
         return original()
     solver.net.forward_backward = forward_backward

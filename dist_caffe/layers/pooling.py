@@ -1,0 +1,181 @@
+"""Pooling: MAX or AVE over 2-D windows (Caffe's ceil-rounded output size)."""
+import itertools
+
+from ..backend import get_array_module
+from ..im2col import pad_spatial, pool_divisor, pool_out_size, windows
+from ..layer import Layer, register_layer
+from ..proto import caffe_pb2
+
+MAX = caffe_pb2.PoolingParameter.MAX
+AVE = caffe_pb2.PoolingParameter.AVE
+STOCHASTIC = caffe_pb2.PoolingParameter.STOCHASTIC
+FLOOR = caffe_pb2.PoolingParameter.FLOOR
+
+
+def _pair(layer, p, field, default):
+    """(h, w) from `field` or from `field_h`/`field_w` (Caffe: one form or the other)."""
+    h, w = f"{field}_h", f"{field}_w"
+    name = "kernel_size" if field == "kernel" else field
+    has_hw = p.HasField(h) or p.HasField(w)
+    if has_hw and p.HasField(name):
+        raise layer.error(name, f"set either {name} or {h}/{w}, not both")
+    if has_hw:
+        if field == "kernel" and not (p.HasField(h) and p.HasField(w)):
+            raise layer.error(f"{h}/{w}", "a non-square kernel needs both kernel_h and kernel_w")
+        return getattr(p, h), getattr(p, w)
+    if p.HasField(name) or default is None:
+        if not p.HasField(name):
+            raise layer.error(name, f"is required (found none); set {name}, or {h} and {w}, "
+                                    "or global_pooling: true")
+        return getattr(p, name), getattr(p, name)
+    return default, default
+
+
+@register_layer
+class PoolingLayer(Layer):
+    """Max or average of each (kernel_h x kernel_w) window of a (N, C, H, W) input.
+
+    Reads pooling_param: pool (MAX, AVE), kernel_size | kernel_h/kernel_w, stride |
+    stride_h/stride_w, pad | pad_h/pad_w, global_pooling (kernel = the whole input), round_mode.
+    Output size per axis: ceil((H + 2 pad - k) / stride) + 1, minus one when pad > 0 and the last
+    window would start at or past H + pad. AVE divides by the window's cells inside
+    [-pad, H + pad) (padding counts, overhang does not). MAX routes the gradient to the first
+    maximum of each window and may give a second top: that argmax (h * W + w) as a float.
+    """
+    type = "Pooling"
+    exact_num_bottom, min_top, max_top = 1, 1, 2
+
+    def layer_setup(self, bottom, top):
+        p = self.param.pooling_param
+        self.method = p.pool
+        if p.pool == STOCHASTIC:
+            raise self.error("pool", "STOCHASTIC pooling is not yet supported; use MAX or AVE")
+        if len(top) > 1 and p.pool != MAX:
+            raise self.error("top", "only MAX pooling has a second top (the argmax mask); "
+                                    f"this layer has pool {caffe_pb2.PoolingParameter.PoolMethod.Name(p.pool)} "
+                                    f"and {len(top)} tops")
+        self.global_pooling = p.global_pooling
+        if self.global_pooling:
+            if p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w"):
+                raise self.error("kernel_size", "global_pooling: true pools the whole input; "
+                                                "remove kernel_size/kernel_h/kernel_w")
+            self.kernel = tuple(bottom[0].shape[2:4])
+        else:
+            self.kernel = _pair(self, p, "kernel", None)
+        self.stride = _pair(self, p, "stride", 1)
+        self.pad = _pair(self, p, "pad", 0)
+        if self.global_pooling and (any(self.pad) or self.stride != (1, 1)):
+            raise self.error("global_pooling", f"takes pad 0 and stride 1, found pad {self.pad} "
+                                               f"stride {self.stride}")
+        if min(self.kernel) < 1 or min(self.stride) < 1:
+            raise self.error("kernel_size" if min(self.kernel) < 1 else "stride",
+                             f"must be positive, found kernel {self.kernel} stride {self.stride}")
+        if any(pd >= k for pd, k in zip(self.pad, self.kernel)):
+            raise self.error("pad", f"{self.pad} must be smaller than the kernel {self.kernel}")
+        self.ceil_mode = p.round_mode != FLOOR
+
+    def reshape(self, bottom, top):
+        shape = bottom[0].shape
+        if len(shape) != 4:
+            raise self.error("bottom", f"needs 4 axes (num, channels, height, width), found {shape}")
+        if self.global_pooling:
+            self.kernel = tuple(shape[2:])
+        self.size = tuple(shape[2:])
+        self.out = tuple(pool_out_size(n, k, s, p, self.ceil_mode) for n, k, s, p in
+                         zip(self.size, self.kernel, self.stride, self.pad))
+        if min(self.out) < 1:
+            raise self.error("kernel_size", f"the kernel {self.kernel} is larger than the padded "
+                                            f"input {self.size} (pad {self.pad})")
+        for t in top:
+            t.reshape(shape[:2] + self.out)
+        # Cells past H + pad that the last (ceil-rounded) window may cover: padded too.
+        self.pad_after = tuple(max(p, (o - 1) * s + k - n - p) for n, k, s, p, o in
+                               zip(self.size, self.kernel, self.stride, self.pad, self.out))
+        self.divisor = None
+
+    def _windows(self, x, value):
+        """The (N, C, kh, kw, Ho, Wo) windows view of x padded with `value`."""
+        if any(self.pad) or any(self.pad_after):
+            x = pad_spatial(x, self.pad, self.pad_after, value)
+        return windows(x, self.kernel, self.stride, (1, 1), self.out)
+
+    def _offsets(self):
+        return itertools.product(range(self.kernel[0]), range(self.kernel[1]))
+
+    def _is_global(self):
+        return self.kernel == self.size and not any(self.pad)
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        xp = get_array_module(x)
+        if self.method == MAX:
+            self._forward_max(x, top, xp)
+        else:
+            self._forward_ave(x, top[0].data, xp)
+
+    def _forward_max(self, x, top, xp):
+        if self._is_global():
+            flat = x.reshape(x.shape[:2] + (-1,))   # offset in the window = index in the plane
+            arg = flat.argmax(axis=-1).astype(xp.int32).reshape(top[0].shape)
+            top[0].data[...] = flat.max(axis=-1).reshape(top[0].shape)
+        else:
+            win = self._windows(x, -xp.inf)
+            best = top[0].data
+            best[...] = win[:, :, 0, 0]
+            arg = xp.zeros(best.shape, dtype=xp.int32)   # window offset i * kw + j of the max
+            for o, (i, j) in enumerate(self._offsets()):
+                if o:
+                    v = win[:, :, i, j]
+                    bigger = v > best          # strict: the first maximum wins, as in Caffe
+                    best[...] = xp.where(bigger, v, best)
+                    arg[...] = xp.where(bigger, o, arg)
+        self.argmax = arg
+        if len(top) > 1:
+            top[1].data[...] = self._plane_index(arg, xp)
+
+    def _plane_index(self, arg, xp):
+        """Window offsets -> indices h * W + w into the unpadded input plane (Caffe's mask)."""
+        kw, (sh, sw), (ph, pw) = self.kernel[1], self.stride, self.pad
+        ho = xp.arange(self.out[0]).reshape(-1, 1) * sh - ph
+        wo = xp.arange(self.out[1]) * sw - pw
+        return (ho + arg // kw) * self.size[1] + wo + arg % kw
+
+    def _forward_ave(self, x, y, xp):
+        if self._is_global():
+            y[...] = x.sum(axis=(2, 3), keepdims=True) / (self.size[0] * self.size[1])
+            return
+        win = self._windows(x, 0)
+        y[...] = win[:, :, 0, 0]
+        for o, (i, j) in enumerate(self._offsets()):
+            if o:
+                y += win[:, :, i, j]
+        y /= self._divisor(xp, y.dtype)
+
+    def _divisor(self, xp, dtype):
+        if self.divisor is None or self.divisor.dtype != dtype or get_array_module(self.divisor) is not xp:
+            self.divisor = pool_divisor(self.size, self.kernel, self.stride, self.pad, self.out,
+                                        xp, dtype)
+        return self.divisor
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        dy, dx = top[0].diff, bottom[0].diff
+        xp = get_array_module(dy)
+        if self._is_global():
+            if self.method == MAX:
+                plane = xp.arange(self.size[0] * self.size[1]).reshape(self.size)
+                dx[...] = xp.where(plane == self.argmax, dy, 0)
+            else:
+                dx[...] = dy / (self.size[0] * self.size[1])
+            return
+        n, c = dx.shape[:2]
+        acc = xp.zeros((n, c) + tuple(s + p + a for s, p, a in zip(self.size, self.pad, self.pad_after)),
+                       dtype=dx.dtype)
+        (sh, sw), (ho, wo) = self.stride, self.out
+        grad = dy / self._divisor(xp, dy.dtype) if self.method == AVE else dy
+        for o, (i, j) in enumerate(self._offsets()):
+            cells = acc[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+            cells += grad if self.method == AVE else xp.where(self.argmax == o, grad, 0)
+        ph, pw = self.pad
+        dx[...] = acc[:, :, ph:ph + self.size[0], pw:pw + self.size[1]]

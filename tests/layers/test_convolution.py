@@ -1,0 +1,258 @@
+import itertools
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from dist_caffe import backend
+from dist_caffe.errors import ConfigError
+from dist_caffe.layer import TRAIN, create_layer
+from dist_caffe.layers import convolution
+from dist_caffe.proto import caffe_pb2
+from dist_caffe.testing import check_gradient, make_layer, setup_layer
+
+
+def conv_text(num_output, extra="", filler="gaussian"):
+    return (f"type: 'Convolution' convolution_param {{ num_output: {num_output} {extra} "
+            f"weight_filler {{ type: '{filler}' }} bias_filler {{ type: 'gaussian' }} }}")
+
+
+def reference_conv(x, w, b, stride, pad, dilation, group):
+    """Direct N-D cross-correlation, one output position at a time."""
+    n, c = x.shape[:2]
+    nd, o = x.ndim - 2, w.shape[0]
+    kernel = w.shape[2:]
+    xp = np.zeros((n, c) + tuple(s + 2 * p for s, p in zip(x.shape[2:], pad)))
+    xp[(slice(None), slice(None)) + tuple(slice(p, p + s) for s, p in zip(x.shape[2:], pad))] = x
+    out = tuple((s + 2 * p - d * (k - 1) - 1) // st + 1 for s, p, d, k, st in
+                zip(x.shape[2:], pad, dilation, kernel, stride))
+    y = np.zeros((n, o) + out)
+    cg, og = c // group, o // group
+    for g in range(group):
+        for pos in itertools.product(*map(range, out)):
+            sl = tuple(slice(q * st, q * st + d * (k - 1) + 1, d)
+                       for q, st, d, k in zip(pos, stride, dilation, kernel))
+            patch = xp[(slice(None), slice(g * cg, (g + 1) * cg)) + sl]
+            y[(slice(None), slice(g * og, (g + 1) * og)) + pos] = np.tensordot(
+                patch, w[g * og:(g + 1) * og], axes=(list(range(1, nd + 2)), list(range(1, nd + 2))))
+    if b is not None:
+        y += b.reshape((1, o) + (1,) * nd)
+    return y
+
+
+CONFIGS = [  # (extra convolution_param, bottom shape, stride, pad, dilation, group, bias)
+    ("kernel_size: 3", (2, 3, 6, 5), (1, 1), (0, 0), (1, 1), 1, True),
+    ("kernel_size: 3 stride: 2 pad: 1 group: 2", (2, 4, 7, 6), (2, 2), (1, 1), (1, 1), 2, True),
+    ("kernel_h: 3 kernel_w: 2 pad_h: 2 pad_w: 1 dilation: 2 bias_term: false",
+     (2, 3, 8, 7), (1, 1), (2, 1), (2, 2), 1, False),
+    ("kernel_size: 2 kernel_size: 3 stride_h: 1 stride_w: 2 pad: 1", (3, 2, 5, 7),
+     (1, 2), (1, 1), (1, 1), 1, True),
+    ("kernel_size: 1 group: 3", (2, 6, 4, 5), (1, 1), (0, 0), (1, 1), 3, True),
+    ("kernel_size: 1 stride: 2", (2, 3, 5, 5), (2, 2), (0, 0), (1, 1), 1, True),
+    ("kernel_size: 5", (1, 2, 20, 21), (1, 1), (0, 0), (1, 1), 1, True),   # single image, wide
+    ("kernel_size: 3 pad: 1", (3, 2, 18, 18), (1, 1), (1, 1), (1, 1), 1, True),  # wide output
+]
+
+
+def _forward(text, x, dtype=np.float64):
+    layer = make_layer(text, dtype=dtype)
+    bottom, top = setup_layer(layer, [x])
+    layer.forward(bottom, top)
+    return layer, bottom, top
+
+
+@pytest.mark.parametrize("extra, shape, stride, pad, dilation, group, bias", CONFIGS)
+def test_convolution_forward_matches_reference(extra, shape, stride, pad, dilation, group, bias):
+    x = np.random.default_rng(0).standard_normal(shape)
+    layer, _, top = _forward(conv_text(6, extra), x)
+    assert layer.blobs[0].shape == (6, shape[1] // group) + layer.kernel
+    assert len(layer.blobs) == (2 if bias else 1)
+    b = layer.blobs[1].data if bias else None
+    ref = reference_conv(x, layer.blobs[0].data, b, stride, pad, dilation, group)
+    assert top[0].shape == ref.shape
+    np.testing.assert_allclose(top[0].data, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("extra, shape", [
+    ("kernel_size: 3 pad: 1", (2, 3, 7)),                                    # 1-D
+    ("kernel_size: 2 kernel_size: 3 kernel_size: 2 stride: 2 pad: 1", (2, 2, 4, 5, 6)),  # 3-D
+])
+def test_convolution_nd_forward_matches_reference(extra, shape):
+    x = np.random.default_rng(1).standard_normal(shape)
+    layer, _, top = _forward(conv_text(4, extra), x)
+    g = layer.geometry
+    ref = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, g.stride, g.pad, g.dilation, 1)
+    np.testing.assert_allclose(top[0].data, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_convolution_axis_2_treats_leading_axes_as_batch():
+    x = np.random.default_rng(2).standard_normal((2, 3, 4, 6, 5))
+    layer, _, top = _forward(conv_text(5, "kernel_size: 3 axis: 2"), x)
+    assert top[0].shape == (2, 3, 5, 4, 3)
+    ref = reference_conv(x.reshape(6, 4, 6, 5), layer.blobs[0].data, layer.blobs[1].data,
+                         (1, 1), (0, 0), (1, 1), 1)
+    np.testing.assert_allclose(top[0].data, ref.reshape(top[0].shape), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("extra, shape", [
+    ("kernel_size: 3", (2, 3, 5, 4)),
+    ("kernel_size: 3 stride: 2 pad: 1 group: 2", (2, 4, 5, 6)),
+    ("kernel_h: 3 kernel_w: 2 pad_h: 2 pad_w: 1 dilation: 2 bias_term: false", (2, 2, 5, 5)),
+    ("kernel_size: 2 kernel_size: 3 stride: 2 stride: 1 pad: 1 pad: 0", (1, 3, 5, 6)),
+    ("kernel_size: 1 group: 2", (2, 4, 3, 3)),
+    ("kernel_size: 3 pad: 1", (1, 2, 17, 17)),   # wider than BATCH_INNER_MAX_WIDTH
+])
+def test_convolution_gradient(extra, shape):
+    check_gradient(make_layer(conv_text(4, extra)), bottom_shapes=[shape])
+
+
+@pytest.mark.parametrize("batch_inner", [False, True])
+@pytest.mark.parametrize("chunk_bytes", [None, 1])
+def test_convolution_layouts_and_chunks_agree(monkeypatch, batch_inner, chunk_bytes):
+    """Both im2col column orders, and batches split into chunks, give the same numbers."""
+    if chunk_bytes:
+        monkeypatch.setattr(convolution, "COL_BUFFER_BYTES", chunk_bytes)
+    rng = np.random.default_rng(3)
+    x, dy = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((5, 6, 4, 3))
+    text = conv_text(6, "kernel_size: 3 stride: 2 pad: 1 group: 2")
+    layer = make_layer(text)
+    bottom, top = setup_layer(layer, [x])
+    layer.batch_inner = batch_inner
+    layer.forward(bottom, top)
+    top[0].diff[...] = dy
+    layer.backward(top, [True], bottom)
+    assert len(layer.chunks) == (5 if chunk_bytes else 1)
+    ref = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, (2, 2), (1, 1), (1, 1), 2)
+    np.testing.assert_allclose(top[0].data, ref, rtol=1e-12, atol=1e-12)
+    other = make_layer(text)
+    b2, t2 = setup_layer(other, [x])
+    other.batch_inner = not batch_inner
+    other.forward(b2, t2)
+    t2[0].diff[...] = dy
+    other.backward(t2, [True], b2)
+    np.testing.assert_allclose(bottom[0].diff, b2[0].diff, rtol=1e-12, atol=1e-12)
+    for mine, theirs in zip(layer.blobs, other.blobs):
+        np.testing.assert_allclose(mine.diff, theirs.diff, rtol=1e-12, atol=1e-12)
+
+
+def test_convolution_two_bottoms_share_weights_and_sum_their_gradients():
+    rng = np.random.default_rng(4)
+    x1, x2 = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((2, 3, 5, 5))
+    layer = make_layer(conv_text(4, "kernel_size: 3"))
+    bottom, top = setup_layer(layer, [x1, x2], num_top=2)
+    layer.forward(bottom, top)
+    w, b = layer.blobs[0].data, layer.blobs[1].data
+    for x, t in ((x1, top[0]), (x2, top[1])):
+        np.testing.assert_allclose(t.data, reference_conv(x, w, b, (1, 1), (0, 0), (1, 1), 1),
+                                   rtol=1e-12, atol=1e-12)
+    top[0].diff[...], top[1].diff[...] = 1.0, 2.0
+    layer.backward(top, [True, True], bottom)
+    # d(sum y1 + 2 sum y2)/db = (1 + 2) * number of output positions per channel and image
+    np.testing.assert_allclose(layer.blobs[1].diff, np.full(4, 3 * 2 * 9.0))
+
+
+def test_convolution_backward_accumulates_param_diffs_and_respects_propagate_down():
+    rng = np.random.default_rng(5)
+    layer = make_layer(conv_text(3, "kernel_size: 3 pad: 1"))
+    bottom, top = setup_layer(layer, [rng.standard_normal((2, 2, 4, 4))])
+    layer.forward(bottom, top)
+    top[0].diff[...] = rng.standard_normal(top[0].shape)
+    layer.backward(top, [True], bottom)
+    once = [b.diff.copy() for b in layer.blobs]
+    bottom[0].diff[...] = 42.0
+    layer.backward(top, [False], bottom)
+    np.testing.assert_array_equal(bottom[0].diff, 42.0)
+    for b, d in zip(layer.blobs, once):
+        np.testing.assert_allclose(b.diff, 2 * d, rtol=1e-12)
+
+
+def test_convolution_float32_matches_float64():
+    x = np.random.default_rng(6).standard_normal((4, 3, 9, 9))
+    text = conv_text(5, "kernel_size: 3 stride: 2 pad: 1")
+    l64, _, t64 = _forward(text, x)
+    l32, _, t32 = _forward(text, x.astype(np.float32), np.float32)
+    assert t32[0].data.dtype == np.float32
+    np.testing.assert_allclose(t32[0].data, t64[0].data, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("extra, shape, field", [
+    ("kernel_size: 3 group: 2", (1, 3, 5, 5), "group"),
+    ("", (1, 3, 5, 5), "kernel_size"),
+    ("kernel_h: 3", (1, 3, 5, 5), "kernel_h"),
+    ("kernel_size: 3 kernel_h: 3 kernel_w: 3", (1, 3, 5, 5), "kernel_size"),
+    ("kernel_size: 3 kernel_size: 3 kernel_size: 3", (1, 3, 5, 5), "kernel_size"),
+    ("kernel_size: 7", (1, 3, 5, 5), "kernel_size"),
+    ("kernel_size: 3 stride: 0", (1, 3, 5, 5), "stride"),
+    ("kernel_h: 3 kernel_w: 3", (1, 3, 5, 5, 5), "kernel_h"),
+    ("kernel_size: 3 axis: 3", (1, 3, 5, 5), "axis"),
+    ("kernel_size: 3 axis: 7", (1, 3, 5, 5), "axis"),
+])
+def test_convolution_bad_config_names_field(extra, shape, field):
+    layer = make_layer(conv_text(4, extra))
+    with pytest.raises(ConfigError, match=field) as info:
+        setup_layer(layer, [np.zeros(shape)])
+    assert "layer 'layer'" in str(info.value) and "Convolution" in str(info.value)
+
+
+def test_convolution_zero_num_output_is_a_config_error():
+    with pytest.raises(ConfigError, match="num_output"):
+        setup_layer(make_layer("type: 'Convolution' convolution_param { kernel_size: 3 }"),
+                    [np.zeros((1, 1, 4, 4))])
+
+
+def test_convolution_channels_may_not_change_after_setup():
+    layer = make_layer(conv_text(2, "kernel_size: 3"))
+    bottom, top = setup_layer(layer, [np.zeros((1, 3, 5, 5))])
+    bottom[0].reshape(1, 4, 5, 5)
+    with pytest.raises(ConfigError, match="bottom"):
+        layer.reshape(bottom, top)
+
+
+@pytest.mark.parametrize("name", ["conv0", "conv_grp", "conv_dil"])
+def test_convolution_matches_bvlc_caffe(conformance, name):
+    case = conformance / "caffe_ref" / "layer_zoo_a"
+    net = text_format.Parse((case / "net.prototxt").read_text(), caffe_pb2.NetParameter())
+    lp = next(lp for lp in net.layer if lp.name == name)
+    ref = np.load(case / "expected.npz")
+    layer = create_layer(lp, phase=TRAIN, dtype=np.float32)
+    bottom, top = setup_layer(layer, [ref[f"data/{lp.bottom[0]}"]])
+    for j, blob in enumerate(layer.blobs):
+        blob.data[...] = ref[f"param/{name}/{j}"]
+    layer.forward(bottom, top)
+    top[0].diff[...] = ref[f"diff/{name}"]
+    layer.backward(top, [True], bottom)
+
+    def close(actual, expected):
+        np.testing.assert_allclose(actual, expected, rtol=1e-4,
+                                   atol=1e-5 * np.abs(expected).max() + 1e-7)
+    close(top[0].data, ref[f"data/{name}"])
+    for j, blob in enumerate(layer.blobs):
+        close(blob.diff, ref[f"param_diff/{name}/{j}"])
+    if lp.bottom[0] == "data":   # read by this layer alone: its diff is this layer's
+        close(bottom[0].diff, ref["diff/data"])
+
+
+def _forward_backward(text, x):
+    layer = make_layer(text)
+    bottom, top = setup_layer(layer, [x])
+    layer.run_forward(bottom, top)
+    top[0].diff = np.random.default_rng(7).standard_normal(top[0].shape)
+    layer.run_backward(top, [True], bottom)
+    return [backend.to_cpu(a) for a in (top[0].data, bottom[0].diff, *(b.diff for b in layer.blobs))]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not backend.has_gpu(), reason="needs CuPy and a CUDA device")
+@pytest.mark.parametrize("extra, shape", [("kernel_size: 3 stride: 2 pad: 1 group: 2", (2, 4, 9, 8)),
+                                          ("kernel_size: 3 pad: 1", (2, 3, 20, 20)),
+                                          ("kernel_size: 1", (2, 3, 4, 4))])
+def test_convolution_cpu_gpu_parity(extra, shape):
+    text, x = conv_text(6, extra), np.random.default_rng(8).standard_normal(shape)
+    cpu = _forward_backward(text, x)
+    backend.set_mode_gpu()
+    try:
+        gpu = _forward_backward(text, x)
+    finally:
+        backend.set_mode_cpu()
+    for a, b in zip(cpu, gpu, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -1,0 +1,146 @@
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from dist_caffe import backend
+from dist_caffe.errors import ConfigError
+from dist_caffe.layer import TRAIN, create_layer
+from dist_caffe.proto import caffe_pb2
+from dist_caffe.testing import check_gradient, make_layer, setup_layer
+
+
+def ip_text(num_output, extra=""):
+    return (f"type: 'InnerProduct' inner_product_param {{ num_output: {num_output} {extra} "
+            "weight_filler { type: 'gaussian' } bias_filler { type: 'gaussian' } }")
+
+
+@pytest.mark.parametrize("extra, shape, top_shape", [
+    ("", (4, 3, 2, 5), (4, 7)),
+    ("axis: 2", (2, 3, 4, 5), (2, 3, 7)),
+    ("axis: -1", (2, 3, 6), (2, 3, 7)),
+    ("axis: 0", (3, 4), (7,)),
+    ("transpose: true", (4, 6), (4, 7)),
+    ("bias_term: false axis: 2 transpose: true", (2, 3, 4), (2, 3, 7)),
+])
+def test_inner_product_forward_matches_numpy(extra, shape, top_shape):
+    x = np.random.default_rng(0).standard_normal(shape)
+    layer = make_layer(ip_text(7, extra))
+    bottom, top = setup_layer(layer, [x])
+    layer.forward(bottom, top)
+    assert top[0].shape == top_shape
+    m = int(np.prod(top_shape[:-1]))
+    w = layer.blobs[0].data
+    assert w.shape == ((x.size // m, 7) if "transpose" in extra else (7, x.size // m))
+    expected = x.reshape(m, -1) @ (w if "transpose" in extra else w.T)
+    if "bias_term: false" not in extra:
+        expected = expected + layer.blobs[1].data
+    else:
+        assert len(layer.blobs) == 1
+    np.testing.assert_allclose(top[0].data, expected.reshape(top_shape), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("extra, shape", [
+    ("", (3, 2, 2, 2)),
+    ("axis: 2", (2, 3, 4)),
+    ("transpose: true", (3, 5)),
+    ("bias_term: false axis: 0", (2, 3)),
+    ("axis: -1 transpose: true", (2, 2, 3)),
+])
+def test_inner_product_gradient(extra, shape):
+    check_gradient(make_layer(ip_text(4, extra)), bottom_shapes=[shape])
+
+
+def test_inner_product_backward_matches_numpy_and_accumulates():
+    rng = np.random.default_rng(1)
+    x, dy = rng.standard_normal((5, 6)), rng.standard_normal((5, 3))
+    layer = make_layer(ip_text(3))
+    bottom, top = setup_layer(layer, [x])
+    layer.forward(bottom, top)
+    top[0].diff[...] = dy
+    for _ in range(2):
+        layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(bottom[0].diff, dy @ layer.blobs[0].data, rtol=1e-12)
+    np.testing.assert_allclose(layer.blobs[0].diff, 2 * dy.T @ x, rtol=1e-12)
+    np.testing.assert_allclose(layer.blobs[1].diff, 2 * dy.sum(axis=0), rtol=1e-12)
+    bottom[0].diff[...] = 9.0
+    layer.backward(top, [False], bottom)
+    np.testing.assert_array_equal(bottom[0].diff, 9.0)
+
+
+def test_inner_product_float32():
+    x = np.random.default_rng(2).standard_normal((4, 10)).astype(np.float32)
+    layer = make_layer(ip_text(3), dtype=np.float32)
+    bottom, top = setup_layer(layer, [x])
+    layer.forward(bottom, top)
+    assert top[0].data.dtype == np.float32
+    w, b = layer.blobs[0].data.astype(np.float64), layer.blobs[1].data.astype(np.float64)
+    np.testing.assert_allclose(top[0].data, x @ w.T + b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("text, shape, field", [
+    (ip_text(3, "axis: 4"), (2, 3), "axis"),
+    (ip_text(3, "axis: -3"), (2, 3), "axis"),
+    ("type: 'InnerProduct' inner_product_param { }", (2, 3), "num_output"),
+])
+def test_inner_product_bad_config_names_field(text, shape, field):
+    with pytest.raises(ConfigError, match=field) as info:
+        setup_layer(make_layer(text), [np.zeros(shape)])
+    assert "InnerProduct" in str(info.value)
+
+
+def test_inner_product_input_size_may_not_change():
+    layer = make_layer(ip_text(3))
+    bottom, top = setup_layer(layer, [np.zeros((2, 4))])
+    bottom[0].reshape(5, 4)   # another batch size is fine
+    layer.reshape(bottom, top)
+    assert top[0].shape == (5, 3)
+    bottom[0].reshape(2, 5)
+    with pytest.raises(ConfigError, match="bottom"):
+        layer.reshape(bottom, top)
+
+
+@pytest.mark.parametrize("case, name", [("layer_zoo_b", "ip_axis"), ("layer_zoo_b", "ip_flat"),
+                                        ("layer_zoo_c", "ip_e")])
+def test_inner_product_matches_bvlc_caffe(conformance, case, name):
+    case_dir = conformance / "caffe_ref" / case
+    net = text_format.Parse((case_dir / "net.prototxt").read_text(), caffe_pb2.NetParameter())
+    lp = next(lp for lp in net.layer if lp.name == name)
+    ref = np.load(case_dir / "expected.npz")
+    layer = create_layer(lp, phase=TRAIN, dtype=np.float32)
+    bottom, top = setup_layer(layer, [ref[f"data/{lp.bottom[0]}"]])
+    for j, blob in enumerate(layer.blobs):
+        blob.data[...] = ref[f"param/{name}/{j}"]
+    layer.forward(bottom, top)
+    top[0].diff[...] = ref[f"diff/{name}"]
+    layer.backward(top, [True], bottom)
+
+    def close(actual, expected):
+        np.testing.assert_allclose(actual, expected, rtol=1e-4,
+                                   atol=1e-5 * np.abs(expected).max() + 1e-7)
+    close(top[0].data, ref[f"data/{name}"])
+    for j, blob in enumerate(layer.blobs):
+        close(blob.diff, ref[f"param_diff/{name}/{j}"])
+
+
+def _forward_backward(text, x):
+    layer = make_layer(text)
+    bottom, top = setup_layer(layer, [x])
+    layer.run_forward(bottom, top)
+    top[0].diff = np.random.default_rng(7).standard_normal(top[0].shape)
+    layer.run_backward(top, [True], bottom)
+    return [backend.to_cpu(a) for a in (top[0].data, bottom[0].diff, *(b.diff for b in layer.blobs))]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not backend.has_gpu(), reason="needs CuPy and a CUDA device")
+@pytest.mark.parametrize("extra", ["", "axis: 2 transpose: true"])
+def test_inner_product_cpu_gpu_parity(extra):
+    text, x = ip_text(5, extra), np.random.default_rng(8).standard_normal((3, 4, 6))
+    cpu = _forward_backward(text, x)
+    backend.set_mode_gpu()
+    try:
+        gpu = _forward_backward(text, x)
+    finally:
+        backend.set_mode_cpu()
+    for a, b in zip(cpu, gpu, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

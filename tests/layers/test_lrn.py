@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from dist_caffe import backend
+from dist_caffe.errors import ConfigError
+from dist_caffe.layer import TRAIN, create_layer
+from dist_caffe.proto import caffe_pb2
+from dist_caffe.testing import check_gradient, make_layer, setup_layer
+
+
+def lrn_text(params):
+    return f"type: 'LRN' lrn_param {{ {params} }}"
+
+
+def f32(v):
+    return float(np.float32(v))  # lrn_param fields are floats
+
+
+def reference_across(x, size, alpha, beta, k):
+    """scale_c = k + alpha/size * sum of x^2 over channels c - (size-1)/2 .. c + (size-1)/2."""
+    n, c, h, w = x.shape
+    half = (size - 1) // 2
+    y = np.empty_like(x)
+    for ch in range(c):
+        lo, hi = max(0, ch - half), min(c, ch + half + 1)
+        scale = k + alpha / size * (x[:, lo:hi] ** 2).sum(axis=1)
+        y[:, ch] = x[:, ch] * scale ** -beta
+    return y
+
+
+def reference_within(x, size, alpha, beta):
+    """Caffe's WITHIN_CHANNEL: (1 + alpha * AVE-pool(x^2, size, pad (size-1)/2))^-beta * x,
+    the AVE divisor counting padded cells (so size^2 everywhere)."""
+    n, c, h, w = x.shape
+    half = (size - 1) // 2
+    y = np.empty_like(x)
+    for i in range(h):
+        for j in range(w):
+            h0, w0 = i - half, j - half
+            h1, w1 = min(h0 + size, h + half), min(w0 + size, w + half)
+            divisor = (h1 - h0) * (w1 - w0)
+            window = x[:, :, max(h0, 0):min(h1, h), max(w0, 0):min(w1, w)] ** 2
+            scale = 1 + alpha * window.sum(axis=(2, 3)) / divisor
+            y[:, :, i, j] = x[:, :, i, j] * scale ** -beta
+    return y
+
+
+@pytest.mark.parametrize("size, alpha, beta, k", [(5, 0.1, 0.75, 2.0), (3, 0.5, 0.75, 1.0),
+                                                  (1, 0.3, 0.5, 1.5), (7, 2.0, 1.2, 1.0)])
+def test_lrn_across_channels_forward(size, alpha, beta, k):
+    x = np.random.default_rng(0).standard_normal((2, 6, 3, 4))
+    layer = make_layer(lrn_text(f"local_size: {size} alpha: {alpha} beta: {beta} k: {k}"))
+    bottom, top = setup_layer(layer, [x])
+    layer.forward(bottom, top)
+    np.testing.assert_allclose(top[0].data, reference_across(x, size, f32(alpha), f32(beta), f32(k)),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("size, alpha, beta", [(3, 0.5, 0.75), (5, 2.0, 0.75), (1, 0.4, 1.0)])
+def test_lrn_within_channel_forward(size, alpha, beta):
+    x = np.random.default_rng(1).standard_normal((2, 3, 6, 5))
+    layer = make_layer(lrn_text(f"local_size: {size} alpha: {alpha} beta: {beta} k: 5 "
+                                "norm_region: WITHIN_CHANNEL"))   # k is not used here
+    bottom, top = setup_layer(layer, [x])
+    layer.forward(bottom, top)
+    np.testing.assert_allclose(top[0].data, reference_within(x, size, f32(alpha), f32(beta)),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("params", [
+    "local_size: 5 alpha: 0.5 beta: 0.75 k: 2",
+    "local_size: 3 alpha: 1.5 beta: 0.6",
+    "local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL",
+    "local_size: 5 alpha: 2 beta: 1.1 norm_region: WITHIN_CHANNEL",
+])
+def test_lrn_gradient(params):
+    check_gradient(make_layer(lrn_text(params)), bottom_shapes=[(2, 7, 4, 5)])
+
+
+def test_lrn_defaults_are_caffes():
+    layer = make_layer("type: 'LRN'")
+    setup_layer(layer, [np.zeros((1, 2, 3, 3))])
+    assert (layer.size, layer.alpha, layer.beta, layer.k) == (5, 1.0, 0.75, 1.0)
+
+
+@pytest.mark.parametrize("params, shape, field", [
+    ("local_size: 4", (1, 3, 4, 4), "local_size"),
+    ("local_size: 0", (1, 3, 4, 4), "local_size"),
+    ("local_size: 3", (3, 4, 4), "bottom"),
+])
+def test_lrn_bad_config_names_field(params, shape, field):
+    with pytest.raises(ConfigError, match=field) as info:
+        setup_layer(make_layer(lrn_text(params)), [np.zeros(shape)])
+    assert "LRN" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["lrn_across", "lrn_within"])
+def test_lrn_matches_bvlc_caffe(conformance, name):
+    case = conformance / "caffe_ref" / "layer_zoo_a"
+    net = text_format.Parse((case / "net.prototxt").read_text(), caffe_pb2.NetParameter())
+    lp = next(lp for lp in net.layer if lp.name == name)
+    ref = np.load(case / "expected.npz")
+    layer = create_layer(lp, phase=TRAIN, dtype=np.float32)
+    bottom, top = setup_layer(layer, [ref[f"data/{lp.bottom[0]}"]])
+    layer.forward(bottom, top)
+    expected = ref[f"data/{name}"]
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-4,
+                               atol=1e-5 * np.abs(expected).max() + 1e-7)
+
+
+def _forward_backward(text, x):
+    layer = make_layer(text)
+    bottom, top = setup_layer(layer, [x])
+    layer.run_forward(bottom, top)
+    top[0].diff = np.random.default_rng(7).standard_normal(top[0].shape)
+    layer.run_backward(top, [True], bottom)
+    return [backend.to_cpu(top[0].data), backend.to_cpu(bottom[0].diff)]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not backend.has_gpu(), reason="needs CuPy and a CUDA device")
+@pytest.mark.parametrize("region", ["ACROSS_CHANNELS", "WITHIN_CHANNEL"])
+def test_lrn_cpu_gpu_parity(region):
+    text = lrn_text(f"local_size: 3 alpha: 0.5 beta: 0.75 k: 2 norm_region: {region}")
+    x = np.random.default_rng(8).standard_normal((2, 5, 6, 7))
+    cpu = _forward_backward(text, x)
+    backend.set_mode_gpu()
+    try:
+        gpu = _forward_backward(text, x)
+    finally:
+        backend.set_mode_cpu()
+    for a, b in zip(cpu, gpu, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -1,0 +1,99 @@
+"""Communicators: the factory's choices and errors; every mpi collective against numpy (ranks
+seeded alike, so a sum is x * world_size); bounded waits; the replica checksum."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from dist_caffe import ConfigError
+from dist_caffe.parallel import factory
+from dist_caffe.parallel.communicator import LocalCommunicator
+from dist_caffe.parallel.replica import diverged_ranks
+from dist_caffe.parallel.watchdog import pid_alive
+
+from .conftest import run_job
+
+LAUNCHER_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE",
+                 "SLURM_STEP_NUM_TASKS")
+
+
+@pytest.fixture
+def no_launcher(monkeypatch):
+    for var in LAUNCHER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown communicator 'gloo' \(known: auto, local, "
+                                          r"mpi, nccl, ray\)"):
+        factory.create("gloo")
+
+
+def test_auto_picks_from_how_we_were_started(no_launcher):
+    assert factory.resolve("auto", gpu=False) == "local"
+    assert isinstance(factory.create("auto"), LocalCommunicator)
+    no_launcher.setenv("PMI_SIZE", "4")
+    assert factory.resolve("auto", gpu=False) == "mpi"
+    assert factory.resolve("auto", gpu=True) == "nccl"
+    assert factory.resolve("MPI") == "mpi"
+    no_launcher.setenv("PMI_SIZE", "1")           # mpiexec -n 1: a world of one
+    assert factory.resolve("auto", gpu=False) == "local"
+
+
+def test_launcher_size_prefers_the_mpi_launcher_over_srun(no_launcher):
+    from dist_caffe.parallel.mpi import launcher_size
+    no_launcher.setenv("SLURM_STEP_NUM_TASKS", "2")   # hydra's proxies, started by srun
+    no_launcher.setenv("PMI_SIZE", "8")
+    assert launcher_size() == (8, "MPICH/Hydra")
+
+
+def test_diverged_ranks_majority_and_ties():
+    assert diverged_ranks([[1, 2], [1, 2], [1, 2]]) == []
+    assert diverged_ranks([[1, 2], [1, 3], [1, 2]]) == [1]
+    assert diverged_ranks([[1, 2], [1, 3]]) == [1]          # a tie: rank 0's side is the reference
+    assert diverged_ranks([[9, 9], [1, 2], [1, 2]]) == [0]
+
+
+def test_pid_alive():
+    assert pid_alive(os.getpid())
+    assert not pid_alive(2 ** 22 + 12345)
+
+
+@pytest.mark.mpi
+def test_mpi_collectives_match_numpy(tmp_path):
+    result = run_job("collectives", tmp_path)
+    assert result.returncode == 0, result.stderr
+    for r in range(2):
+        got = json.loads((tmp_path / f"collectives_rank{r}.json").read_text())
+        assert (got["rank"], got["size"]) == (r, 2)
+        assert got["intra"] == [r, 2] and got["inter"] == [0, 1]   # one node here
+        # rank r holds arange * (r + 1): the mean over 2 ranks is arange * 1.5
+        np.testing.assert_array_equal(got["mean"], np.arange(10) * 1.5)
+        assert got["sum"] == [3.0] * 5
+        assert got["bcast"] == [1.0] * 3                            # from root 1
+        assert got["gather"] == [{"r": 0}, {"r": 1}]
+        assert got["bcast_object"] == "from0"
+        assert got["strided"] == [1.5] * 4
+
+
+@pytest.mark.mpi
+def test_a_collective_nobody_joins_fails_within_its_timeout(tmp_path):
+    result = run_job("hang", tmp_path, timeout=60)
+    text = (tmp_path / "hang.txt").read_text()
+    seconds, message = text.split("\n", 1)
+    assert 1.9 <= float(seconds) < 10
+    assert "rank 0: bucket 0 all-reduce did not complete within 2 s" in message
+    assert "--comm-timeout" in message
+    assert result.returncode != 0
+
+
+@pytest.mark.mpi
+def test_checksum_stops_every_rank_naming_the_diverged_one(tmp_path):
+    result = run_job("diverge", tmp_path, timeout=60)
+    assert result.returncode != 0
+    for r in range(2):   # both ranks raise at the same iteration: nobody left in a collective
+        iteration, message = (tmp_path / f"error_rank{r}.txt").read_text().split("\n", 1)
+        assert iteration == "3"
+        assert "replicas diverged at iteration 3: rank 1 differs from rank 0 in fc[0]" in message
