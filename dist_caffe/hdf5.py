@@ -2,9 +2,10 @@
 
 A net file holds group `data/<layer name>` with one dataset per param blob named by its index
 ("0", "1", ...; params shared from another layer are left out) and, with snapshot_diff,
-`diff/<layer name>` the same way for gradients. A solver-state file holds scalar datasets
+`diff/<layer name>` the same way for gradients. A solver-state file holds datasets
 `iter` and `current_step`, the string `learned_net`, and group `history` with datasets "0".."N-1"
-in Caffe's learnable-param order. Files are written to a temp file and renamed.
+in Caffe's learnable-param order (`iter` and `current_step` are 1-element arrays, as Caffe's
+hdf5_save_int writes them). Files are written to a temp file and renamed.
 """
 import logging
 import os
@@ -98,9 +99,9 @@ def read_net_hdf5(path):
 def write_solver_state_hdf5(path, iteration, learned_net, current_step, history):
     """Write a solver state: scalars iter/current_step, string learned_net, history/<i>."""
     def fill(f):
-        f.create_dataset("iter", data=np.int32(iteration))
+        f.create_dataset("iter", data=np.array([iteration], np.int32))   # 1-D of 1, as Caffe
         f.create_dataset("learned_net", data=np.bytes_(learned_net.encode()))
-        f.create_dataset("current_step", data=np.int32(current_step))
+        f.create_dataset("current_step", data=np.array([current_step], np.int32))
         group = f.create_group("history")
         for i, array in enumerate(history):
             group.create_dataset(str(i), data=np.asarray(array))
@@ -118,7 +119,8 @@ def read_solver_state_hdf5(path):
         if set(history.keys()) != {str(i) for i in range(n)}:
             raise DataError(f"{path}: history datasets {sorted(history.keys())} are not 0..{n - 1}")
         arrays = [np.asarray(history[str(i)]) for i in range(n)]
-        return {"iter": int(f["iter"][()]),
-                "current_step": int(f["current_step"][()]) if "current_step" in f else 0,
+        def integer(name):
+            return int(np.asarray(f[name][()]).reshape(-1)[0]) if name in f else 0
+        return {"iter": integer("iter"), "current_step": integer("current_step"),
                 "learned_net": learned.decode() if isinstance(learned, bytes) else str(learned),
                 "history": [(a.shape, a.ravel()) for a in arrays]}

@@ -22,6 +22,8 @@ strided copy or ``prod(kernel)`` strided adds over the whole batch, never a loop
 import itertools
 import math
 
+import numpy as np
+
 from .backend import get_array_module
 
 
@@ -58,7 +60,6 @@ def pool_divisor(size, kernel, stride, pad, out, xp=None, dtype=None):
     A window counts its cells inside [-pad, size + pad), padding included, but not the part
     hanging past size + pad (which ceil rounding can create).
     """
-    import numpy as np
     counts = []
     for n, k, s, p, o in zip(size, kernel, stride, pad, out):
         start = np.arange(o) * s - p
@@ -94,7 +95,8 @@ def windows(x, kernel, stride, dilation, out_shape, first_axis=2):
 
     The spatial axes x.shape[first_axis:first_axis + nd] are each split into (kernel offset,
     output position); the view has shape x.shape[:first_axis] + kernel + out_shape +
-    x.shape[first_axis + nd:], and view[..., i, j, oh, ow, ...] = x[..., oh*s + i*d, ow*s + j*d, ...].
+    x.shape[first_axis + nd:], and
+    view[..., i, j, oh, ow, ...] = x[..., oh*s + i*d, ow*s + j*d, ...].
     x must be large enough (i.e. already padded) along those axes.
     """
     xp = get_array_module(x)
@@ -144,7 +146,8 @@ def im2col(x, geometry, batch_inner=False, out=None):
     else:             # (N, C, *padded) -> windows (N, C, *k, *o) -> (C, *k, N, *o)
         src = pad_spatial(x, g.pad, g.pad) if any(g.pad) else x
         view = windows(src, g.kernel, g.stride, g.dilation, g.out)
-        view = view.transpose((1,) + tuple(range(2, nd + 2)) + (0,) + tuple(range(nd + 2, 2 * nd + 2)))
+        kernel_axes, out_axes = tuple(range(2, nd + 2)), tuple(range(nd + 2, 2 * nd + 2))
+        view = view.transpose((1,) + kernel_axes + (0,) + out_axes)
     rows, cols = g.col_shape(num, channels)
     if out is None:
         out = xp.empty((rows, cols), dtype=x.dtype)

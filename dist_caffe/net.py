@@ -131,7 +131,9 @@ class Net:
                 weights = a
             else:
                 phase = a
-        self.source = str(net) if isinstance(net, (str, os.PathLike)) else "<NetParameter>"
+        is_path = isinstance(net, os.PathLike) or (isinstance(net, str) and "{" not in net)
+        self.source = str(net) if is_path else "<NetParameter>" if not isinstance(net, str) \
+            else "<string>"
         param = read_net_param(net) if isinstance(net, (str, os.PathLike)) else net
         param, _ = upgrade_net(param)
         state = caffe_pb2.NetState()
@@ -372,6 +374,14 @@ class Net:
     def reshape(self):
         for layer, bottom, top in zip(self.layers, self.bottom_vecs, self.top_vecs):
             layer.reshape(bottom, top)
+
+    def set_input_arrays(self, data, labels):
+        """pycaffe's: hand arrays to the net's first MemoryData layer."""
+        for layer in self.layers:
+            if layer.type == "MemoryData":
+                return layer.set_input_arrays(data, labels)
+        raise ConfigError(f"{self.source}: set_input_arrays needs a MemoryData layer; this net has "
+                          "none (its inputs are fed through net.blobs[...].data instead)")
 
     def clear_param_diffs(self):
         self.param_diff[...] = 0

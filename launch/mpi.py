@@ -9,8 +9,10 @@ mpi; `--comm` overrides), checks that MPI sees as many ranks as the launcher sta
 makes it `world()` so data layers read their shard. The device is the node-local rank.
 """
 import logging
+import os
 import sys
 
+from dist_caffe import backend
 from dist_caffe.errors import ConfigError
 from dist_caffe.parallel import factory, set_world
 from dist_caffe.parallel.mpi import launcher_size
@@ -18,9 +20,28 @@ from dist_caffe.parallel.mpi import launcher_size
 log = logging.getLogger("dist_caffe.launch")
 
 
-def init(opts, gpu=False):
-    """The communicator of this replica (LocalCommunicator when no MPI launcher started us)."""
+LOCAL_RANK_VARS = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK",
+                   "PMIX_LOCAL_RANK", "SLURM_LOCALID")
+
+
+def local_rank_from_env():
+    """This process's index on its node, as the launcher announced it (0 when none did)."""
+    for var in LOCAL_RANK_VARS:
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
+def init(opts, gpus=()):
+    """The communicator of this replica (LocalCommunicator when no MPI launcher started us).
+
+    With `gpus` (the -gpu list), the device is gpus[local rank % len(gpus)], set *before* the
+    communicator exists: NCCL binds its communicator to the current device."""
     size, who = launcher_size()
+    gpu = bool(gpus)
+    if gpu:
+        backend.set_device(gpus[local_rank_from_env() % len(gpus)])
+        backend.set_mode_gpu()
     name = factory.resolve(opts.comm, gpu)
     if size == 1 and name in ("local", "ray"):
         if opts.launcher == "mpi":
@@ -31,7 +52,8 @@ def init(opts, gpu=False):
         if name in ("local", "ray"):
             raise ConfigError(f"--comm {opts.comm}: {who} started {size} ranks; use --comm mpi "
                               "or nccl (or auto) under mpirun/srun")
-        comm = factory.create(name, gpu=gpu, timeout_s=opts.comm_timeout)
+        comm = factory.create(name, gpu=gpu, timeout_s=opts.comm_timeout,
+                              device=backend.device() if gpu else None)
         if comm.size != size:
             raise ConfigError(
                 f"{who} started {size} processes but MPI sees a world of {comm.size}: mpi4py is "

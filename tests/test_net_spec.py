@@ -133,8 +133,6 @@ def test_netspec_errors_say_what_is_wrong():
         n2.missing
 
 
-@pytest.mark.xfail(reason="needs the module __getattr__ in dist_caffe/layers/__init__.py that "
-                          "hands out net_spec.layers' factory (see the lead's hook)", strict=False)
 def test_pycaffe_import_form():
     from dist_caffe import layers as L2, params as P2
     n = caffe.NetSpec()

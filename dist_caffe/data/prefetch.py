@@ -30,6 +30,7 @@ from .workers import decode_chunk, start_pool
 
 log = logging.getLogger("dist_caffe.data")
 Batch = collections.namedtuple("Batch", "data labels keys")
+MAX_SKIPS_IN_A_ROW = 1000
 class _Done:
     def __init__(self, value):
         self.value = value
@@ -91,7 +92,8 @@ class _Producer:
             if not self.skip_corrupt:
                 raise
             self.corrupt += 1
-            log.warning("skipping corrupt record (%d so far): %s", self.corrupt, e)
+            if self.corrupt <= 10 or self.corrupt % 1000 == 0:  # the first ones, then a count
+                log.warning("skipping corrupt record (%d so far): %s", self.corrupt, e)
             return False
 
     def collect(self, pending, batch):
@@ -100,7 +102,12 @@ class _Producer:
         results = [r for h in handles for r in h.get()]
         rows = self.slots[slot]
         for i, (task, result) in enumerate(zip(tasks, results)):
+            tries = 0
             while not self.check(task, result):  # a replacement, decoded into the same row
+                tries += 1
+                if tries > MAX_SKIPS_IN_A_ROW:
+                    raise DataError(f"{self.where(task[1])}: {tries} corrupt records in a row; "
+                                    "the source is unusable (see the warnings above)")
                 (key, payload), = self.next_items(1)
                 task = (i, key, payload) + tuple(d[0] for d in self.t.draw(1))
                 result = decode_chunk(self.decoder, self.t.spec, [task], rows)[0]

@@ -1,4 +1,5 @@
 """AbsVal: y = |x|; and KeepInputNeuronLayer, the base of neuron layers whose backward reads x."""
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import NeuronLayer, register_layer
 
@@ -36,3 +37,13 @@ class AbsValLayer(KeepInputNeuronLayer):
         if propagate_down[0]:
             x = self.backward_input(bottom)
             bottom[0].diff[...] = get_array_module(x).sign(x) * top[0].diff
+
+    def forward_gpu(self, bottom, top):
+        x = self.forward_input(bottom, top)
+        kernels.call("neurons.cu", "neurons_absval_forward", x.size, x, top[0].data)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            x = self.backward_input(bottom)
+            kernels.call("neurons.cu", "neurons_absval_backward", x.size, x, top[0].diff,
+                         bottom[0].diff)

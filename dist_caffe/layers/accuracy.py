@@ -1,10 +1,11 @@
 """Top-k classification accuracy (a metric: it has no backward)."""
 import numpy as np
 
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import Layer, register_layer
 from .softmax import canonical_axis
-from .softmax_with_loss import check_label_count, read_labels
+from .softmax_with_loss import check_flagged_labels, check_label_count, ignore_args, read_labels
 
 
 @register_layer
@@ -59,6 +60,22 @@ class AccuracyLayer(Layer):
             labels = label.ravel()
             seen = xp.bincount(labels, valid.ravel().astype(np.float64), minlength=n)
             right = xp.bincount(labels, hit.ravel().astype(np.float64), minlength=n)
+            top[1].data[...] = right / xp.maximum(seen, 1)
+
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].data
+        xp = get_array_module(x)
+        n, c = self.outer * self.inner, self.num_classes
+        hit, valid, bad = xp.empty(n, x.dtype), xp.empty(n, x.dtype), xp.zeros(1, xp.int32)
+        kernels.call("accuracy.cu", "accuracy_forward", n, x, bottom[1].data, c, self.inner,
+                     self.top_k, *ignore_args(self), hit, valid, bad)
+        check_flagged_labels(self, bottom[1].data, bad)
+        hit, valid = hit.astype(np.float64), valid.astype(np.float64)   # exact counts, as xp
+        top[0].data[...] = hit.sum() / xp.maximum(valid.sum(), 1)
+        if len(top) > 1:
+            labels = xp.where(valid > 0, bottom[1].data.reshape(-1).astype(np.int64), 0)
+            seen = xp.bincount(labels, valid, minlength=c)
+            right = xp.bincount(labels, hit, minlength=c)
             top[1].data[...] = right / xp.maximum(seen, 1)
 
     def backward(self, top, propagate_down, bottom):

@@ -1,4 +1,5 @@
 """BatchNorm: normalise each channel to zero mean and unit variance (Caffe's three-blob form)."""
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import TEST, Layer, register_layer
 
@@ -85,3 +86,40 @@ class BatchNormLayer(Layer):
             dx = (dy - dy.mean(axis=(0, 2), keepdims=True)
                   - (dy * y).mean(axis=(0, 2), keepdims=True) * y) / self.std
         bottom[0].diff[...] = dx.reshape(bottom[0].shape)
+
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].data
+        xp = get_array_module(x)
+        num, c = self._view(x).shape[:2]
+        spatial = x.size // max(num * c, 1)
+        if self.use_global_stats:
+            s = self.blobs[2].data.reshape(())
+            factor = xp.where(s == 0, 0, 1 / xp.where(s == 0, 1, s))
+            mean = xp.ascontiguousarray(self.blobs[0].data * factor, dtype=x.dtype)
+            var = xp.ascontiguousarray(self.blobs[1].data * factor, dtype=x.dtype)
+        else:
+            mean, var = xp.empty(c, x.dtype), xp.empty(c, x.dtype)
+            kernels.call("batch_norm.cu", "batch_norm_mean_var", c, x, num, c, spatial, mean, var)
+            m, f = num * spatial, self.fraction
+            self.blobs[2].data[...] = self.blobs[2].data * f + 1
+            self.blobs[0].data[...] = self.blobs[0].data * f + mean
+            self.blobs[1].data[...] = self.blobs[1].data * f + var * (m / (m - 1) if m > 1 else 1)
+        self.var, self.dims = var, (num, c, spatial)
+        # Cached for backward: a later in-place layer may overwrite the top.
+        self.x_norm = xp.empty_like(x)
+        kernels.call("batch_norm.cu", "batch_norm_normalize", x.size, x, mean, var, self.eps, c,
+                     spatial, self.x_norm)
+        top[0].data[...] = self.x_norm
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        dy, (num, c, spatial) = top[0].diff, self.dims
+        xp = get_array_module(dy)
+        mean_dy, mean_dy_y = xp.zeros(c, dy.dtype), xp.zeros(c, dy.dtype)
+        if not self.use_global_stats:   # the global-statistics backward reads neither
+            kernels.call("batch_norm.cu", "batch_norm_backward_stats", c, dy, self.x_norm, num, c,
+                         spatial, mean_dy, mean_dy_y)
+        kernels.call("batch_norm.cu", "batch_norm_backward", dy.size, dy, self.x_norm, mean_dy,
+                     mean_dy_y, self.var, self.eps, c, spatial, int(self.use_global_stats),
+                     bottom[0].diff)

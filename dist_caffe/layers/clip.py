@@ -1,4 +1,5 @@
 """Clip: y = min(max(x, min), max)."""
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import register_layer
 from .abs_val import KeepInputNeuronLayer
@@ -29,3 +30,13 @@ class ClipLayer(KeepInputNeuronLayer):
         if propagate_down[0]:
             x = self.backward_input(bottom)
             bottom[0].diff[...] = top[0].diff * ((x >= self.lo) & (x <= self.hi))
+
+    def forward_gpu(self, bottom, top):
+        x = self.forward_input(bottom, top)
+        kernels.call("neurons.cu", "neurons_clip_forward", x.size, x, top[0].data, self.lo, self.hi)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            x = self.backward_input(bottom)
+            kernels.call("neurons.cu", "neurons_clip_backward", x.size, x, top[0].diff,
+                         bottom[0].diff, self.lo, self.hi)

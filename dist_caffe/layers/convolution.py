@@ -101,8 +101,8 @@ class ConvolutionLayer(Layer):
         self.geometry = g = ConvGeometry(shape[self.axis + 1:], self.kernel, self.stride,
                                          self.pad, self.dilation)
         if min(g.out) < 1:
-            raise self.error("kernel_size", f"the (dilated) kernel {self.kernel} is larger than the "
-                                            f"padded input {g.size} (pad {self.pad})")
+            raise self.error("kernel_size", f"the (dilated) kernel {self.kernel} is larger than "
+                                            f"the padded input {g.size} (pad {self.pad})")
         for t in top:
             t.reshape(shape[:self.axis] + (self.num_output,) + g.out)
         self.batch_inner = self.num > 1 and g.out[-1] <= BATCH_INNER_MAX_WIDTH
@@ -119,7 +119,8 @@ class ConvolutionLayer(Layer):
         """A scratch array of `shape` kept between calls (grown when too small)."""
         xp, size = get_array_module(like), math.prod(shape)
         buf = self._buffers.get(name)
-        if buf is None or buf.size < size or buf.dtype != like.dtype or get_array_module(buf) is not xp:
+        if (buf is None or buf.size < size or buf.dtype != like.dtype
+                or get_array_module(buf) is not xp):
             buf = self._buffers[name] = xp.empty(size, dtype=like.dtype)
         return buf[:size].reshape(shape)
 

@@ -26,6 +26,8 @@ class DropoutLayer(NeuronLayer):
             return
         keep = 1.0 - self.param.dropout_param.dropout_ratio
         # Drawn on the host from the one seeded generator, so CPU and GPU runs drop alike.
+        # (No forward_gpu through kernels/dropout.cu: it would need these draws uploaded as T,
+        # 4x the bytes of this bool mask, and rounding a draw to float32 can flip `u < keep`.)
         draw = self.rng.random(x.shape) < keep
         self.mask = get_array_module(x).asarray(draw).astype(x.dtype) * self.scale
         top[0].data[...] = x * self.mask

@@ -1,4 +1,7 @@
 """Eltwise: element-wise product, (weighted) sum or maximum of several same-shaped bottoms."""
+import numpy as np
+
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import Layer, register_layer
 from ..proto import caffe_pb2
@@ -87,3 +90,43 @@ class EltwiseLayer(Layer):
                 b.diff[...] = self.coeff[i] * dy
             else:
                 b.diff[...] = dy * (self.max_idx == i)
+
+    def forward_gpu(self, bottom, top):
+        # One launch per bottom straight into the top: no stacked copy, no temporaries. In place
+        # (top is bottom 0) launch 0 reads and writes the same cells, which is safe.
+        y, n = top[0].data, top[0].count
+        if top[0] is bottom[0] and self.op == PROD:
+            self.x0_saved = bottom[0].data.copy()  # in place: backward still needs bottom 0
+        if self.op == MAX:
+            self.max_idx = get_array_module(y).empty(y.shape, np.int32)   # the winning bottom
+        for i, b in enumerate(bottom):
+            if self.op == PROD:
+                kernels.call("eltwise.cu", "eltwise_prod_forward", n, b.data, int(i > 0), y)
+            elif self.op == SUM:
+                kernels.call("eltwise.cu", "eltwise_sum_forward", n, b.data, self.coeff[i],
+                             int(i > 0), y)
+            else:
+                kernels.call("eltwise.cu", "eltwise_max_forward", n, b.data, i, y, self.max_idx)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        dy, n = top[0].diff, top[0].count
+        xs = [b.data for b in bottom]
+        if top[0] is bottom[0] and self.op == PROD:
+            xs[0] = self.x0_saved
+        # Bottom 0 last: in place its diff is the top's, which the others still read.
+        for i, b in reversed(list(enumerate(bottom))):
+            if not propagate_down[i]:
+                continue
+            dx = b.diff
+            if self.op == MAX:
+                kernels.call("eltwise.cu", "eltwise_max_backward", n, dy, self.max_idx, i, dx)
+            elif self.op == SUM:   # dx = coeff * dy
+                kernels.call("eltwise.cu", "eltwise_sum_forward", n, dy, self.coeff[i], 0, dx)
+            elif self.param.eltwise_param.stable_prod_grad:
+                # dx = dy * prod_{j != i} x_j, built in dx from dy on (in place dx is dy).
+                kernels.call("eltwise.cu", "eltwise_prod_forward", n, dy, 0, dx)
+                for j, x in enumerate(xs):
+                    if j != i:
+                        kernels.call("eltwise.cu", "eltwise_prod_forward", n, x, 1, dx)
+            else:
+                kernels.call("eltwise.cu", "eltwise_prod_backward", n, dy, top[0].data, xs[i], dx)

@@ -1,4 +1,5 @@
 """ELU: exponential linear unit."""
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import register_layer
 from .abs_val import KeepInputNeuronLayer
@@ -23,3 +24,14 @@ class ELULayer(KeepInputNeuronLayer):
             x, y, alpha = self.backward_input(bottom), top[0].data, self.param.elu_param.alpha
             xp = get_array_module(x)
             bottom[0].diff[...] = top[0].diff * xp.where(x > 0, 1, y + alpha)
+
+    def forward_gpu(self, bottom, top):
+        x = self.forward_input(bottom, top)
+        kernels.call("neurons.cu", "neurons_elu_forward", x.size, x, top[0].data,
+                     self.param.elu_param.alpha)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            x = self.backward_input(bottom)
+            kernels.call("neurons.cu", "neurons_elu_backward", x.size, x, top[0].data, top[0].diff,
+                         bottom[0].diff, self.param.elu_param.alpha)

@@ -1,6 +1,7 @@
 """Exp: y = base ^ (shift + scale * x)."""
 import math
 
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import NeuronLayer, register_layer
 
@@ -36,3 +37,14 @@ class ExpLayer(NeuronLayer):
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
             bottom[0].diff[...] = top[0].diff * top[0].data * self.inner_scale
+
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].data
+        kernels.call("neurons.cu", "neurons_exp_forward", x.size, x, top[0].data,
+                     self.inner_scale, self.outer_scale)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            y = top[0].data
+            kernels.call("neurons.cu", "neurons_exp_backward", y.size, y, top[0].diff,
+                         bottom[0].diff, self.inner_scale)

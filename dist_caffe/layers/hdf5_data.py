@@ -55,11 +55,15 @@ class HDF5DataLayer(Layer):
         if not names:
             raise DataError(f"layer '{self.name}' (type {self.type}): {source} lists no HDF5 "
                             "files; write one path per line")
-        base = os.path.dirname(os.path.abspath(source))
         # As in Caffe, paths are taken as written; one that is not found from the working
         # directory is also looked for beside the list file.
-        return [n if os.path.exists(n) or os.path.isabs(n) else os.path.join(base, n)
-                if os.path.exists(os.path.join(base, n)) else n for n in names]
+        base = os.path.dirname(os.path.abspath(source))
+        resolved = []
+        for name in names:
+            beside = os.path.join(base, name)
+            found_beside = not os.path.exists(name) and os.path.exists(beside)
+            resolved.append(beside if found_beside and not os.path.isabs(name) else name)
+        return resolved
 
     def _load(self, path):
         h5py = _h5py()

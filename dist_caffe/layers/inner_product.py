@@ -42,9 +42,9 @@ class InnerProductLayer(Layer):
         axis = self._axis(bottom[0])
         k = math.prod(shape[axis:])
         if k != self.K:
-            raise self.error("bottom", f"input {shape} flattens from axis {axis} to {k} values, but "
-                                       f"the weights were set up for {self.K}; the input size "
-                                       "cannot change after set-up")
+            raise self.error("bottom", f"input {shape} flattens from axis {axis} to {k} values, "
+                                       f"but the weights were set up for {self.K}; the input "
+                                       "size cannot change after set-up")
         self.M = math.prod(shape[:axis])
         top[0].reshape(shape[:axis] + (self.num_output,))
 

@@ -1,4 +1,5 @@
 """Log: y = log_base(shift + scale * x)."""
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import register_layer
 from .abs_val import KeepInputNeuronLayer
@@ -28,3 +29,14 @@ class LogLayer(KeepInputNeuronLayer):
             x = self.backward_input(bottom)
             bottom[0].diff[...] = top[0].diff * (self.scale * self.base_scale) / (
                 self.shift + self.scale * x)
+
+    def forward_gpu(self, bottom, top):
+        x = self.forward_input(bottom, top)
+        kernels.call("neurons.cu", "neurons_log_forward", x.size, x, top[0].data,
+                     self.scale, self.shift, self.base_scale)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            x = self.backward_input(bottom)
+            kernels.call("neurons.cu", "neurons_log_backward", x.size, x, top[0].diff,
+                         bottom[0].diff, self.scale, self.shift, self.base_scale)

@@ -45,20 +45,25 @@ class LRNLayer(Layer):
         self.region = p.norm_region
         if self.size < 1 or self.size % 2 == 0:
             raise self.error("local_size", f"must be a positive odd number, found {self.size}")
+        self.divisor = None
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
         if len(shape) != 4:
-            raise self.error("bottom", f"needs 4 axes (num, channels, height, width), found {shape}")
+            raise self.error("bottom", "needs 4 axes (num, channels, height, width), "
+                                       f"found {shape}")
         top[0].reshape(shape)
-        self.divisor = None
+        if self.divisor is not None and self.divisor.shape != shape[2:]:
+            self.divisor = None
 
     def _divisor(self, a):
         """Caffe's AVE-pooling divisor of each WITHIN_CHANNEL window (local_size^2 throughout)."""
-        if self.divisor is None or self.divisor.dtype != a.dtype:
+        xp = get_array_module(a)
+        if (self.divisor is None or self.divisor.dtype != a.dtype
+                or get_array_module(self.divisor) is not xp):
             pre = (self.size - 1) // 2
             self.divisor = pool_divisor(a.shape[2:], (self.size,) * 2, (1, 1), (pre, pre),
-                                        a.shape[2:], get_array_module(a), a.dtype)
+                                        a.shape[2:], xp, a.dtype)
         return self.divisor
 
     def forward(self, bottom, top):

@@ -51,9 +51,9 @@ class PoolingLayer(Layer):
         if p.pool == STOCHASTIC:
             raise self.error("pool", "STOCHASTIC pooling is not yet supported; use MAX or AVE")
         if len(top) > 1 and p.pool != MAX:
+            method = caffe_pb2.PoolingParameter.PoolMethod.Name(p.pool)
             raise self.error("top", "only MAX pooling has a second top (the argmax mask); "
-                                    f"this layer has pool {caffe_pb2.PoolingParameter.PoolMethod.Name(p.pool)} "
-                                    f"and {len(top)} tops")
+                                    f"this layer has pool {method} and {len(top)} tops")
         self.global_pooling = p.global_pooling
         if self.global_pooling:
             if p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w"):
@@ -73,11 +73,13 @@ class PoolingLayer(Layer):
         if any(pd >= k for pd, k in zip(self.pad, self.kernel)):
             raise self.error("pad", f"{self.pad} must be smaller than the kernel {self.kernel}")
         self.ceil_mode = p.round_mode != FLOOR
+        self.divisor, self._divisor_key = None, None
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
         if len(shape) != 4:
-            raise self.error("bottom", f"needs 4 axes (num, channels, height, width), found {shape}")
+            raise self.error("bottom", "needs 4 axes (num, channels, height, width), "
+                                       f"found {shape}")
         if self.global_pooling:
             self.kernel = tuple(shape[2:])
         self.size = tuple(shape[2:])
@@ -91,7 +93,8 @@ class PoolingLayer(Layer):
         # Cells past H + pad that the last (ceil-rounded) window may cover: padded too.
         self.pad_after = tuple(max(p, (o - 1) * s + k - n - p) for n, k, s, p, o in
                                zip(self.size, self.kernel, self.stride, self.pad, self.out))
-        self.divisor = None
+        if self._divisor_key != (self.size, self.kernel):
+            self.divisor, self._divisor_key = None, (self.size, self.kernel)
 
     def _windows(self, x, value):
         """The (N, C, kh, kw, Ho, Wo) windows view of x padded with `value`."""
@@ -114,24 +117,34 @@ class PoolingLayer(Layer):
             self._forward_ave(x, top[0].data, xp)
 
     def _forward_max(self, x, top, xp):
+        best = top[0].data
         if self._is_global():
-            flat = x.reshape(x.shape[:2] + (-1,))   # offset in the window = index in the plane
-            arg = flat.argmax(axis=-1).astype(xp.int32).reshape(top[0].shape)
-            top[0].data[...] = flat.max(axis=-1).reshape(top[0].shape)
+            flat = x.reshape(x.shape[:2] + (-1,))
+            index = flat.argmax(axis=-1).reshape(best.shape)   # the first maximum
+            best[...] = flat.max(axis=-1).reshape(best.shape)
         else:
             win = self._windows(x, -xp.inf)
-            best = top[0].data
             best[...] = win[:, :, 0, 0]
-            arg = xp.zeros(best.shape, dtype=xp.int32)   # window offset i * kw + j of the max
+            for i, j in self._offsets():
+                xp.fmax(best, win[:, :, i, j], out=best)
+            # The offset o = i * kw + j of each window's first maximum (Caffe's strict `>` scan
+            # keeps the earliest): K minus the largest K - o over the offsets equal to the max.
+            # Branch-free and in a small integer type, because masked stores are slow.
+            k = self.kernel[0] * self.kernel[1]
+            itype = xp.dtype(xp.int8 if k < 128 else xp.int32).type
+            first, hit = xp.zeros(best.shape, itype), xp.empty(best.shape, bool)
+            term = xp.empty(best.shape, itype)
             for o, (i, j) in enumerate(self._offsets()):
-                if o:
-                    v = win[:, :, i, j]
-                    bigger = v > best          # strict: the first maximum wins, as in Caffe
-                    best[...] = xp.where(bigger, v, best)
-                    arg[...] = xp.where(bigger, o, arg)
-        self.argmax = arg
+                xp.equal(win[:, :, i, j], best, out=hit)
+                xp.multiply(hit, itype(k - o), out=term)
+                xp.maximum(first, term, out=first)
+            arg = k - first.astype(xp.int32)
+            index = self._plane_index(arg, xp)
+        n, c = best.shape[:2]
+        plane = self.size[0] * self.size[1]
+        self.argmax = index + (xp.arange(n * c) * plane).reshape(n, c, 1, 1)  # into bottom, flat
         if len(top) > 1:
-            top[1].data[...] = self._plane_index(arg, xp)
+            top[1].data[...] = index
 
     def _plane_index(self, arg, xp):
         """Window offsets -> indices h * W + w into the unpadded input plane (Caffe's mask)."""
@@ -152,7 +165,8 @@ class PoolingLayer(Layer):
         y /= self._divisor(xp, y.dtype)
 
     def _divisor(self, xp, dtype):
-        if self.divisor is None or self.divisor.dtype != dtype or get_array_module(self.divisor) is not xp:
+        if (self.divisor is None or self.divisor.dtype != dtype
+                or get_array_module(self.divisor) is not xp):
             self.divisor = pool_divisor(self.size, self.kernel, self.stride, self.pad, self.out,
                                         xp, dtype)
         return self.divisor
@@ -162,20 +176,19 @@ class PoolingLayer(Layer):
             return
         dy, dx = top[0].diff, bottom[0].diff
         xp = get_array_module(dy)
+        if self.method == MAX:   # each top cell adds its gradient to its argmax
+            dx[...] = 0
+            xp.add.at(dx.reshape(-1), self.argmax.reshape(-1), dy.reshape(-1))
+            return
         if self._is_global():
-            if self.method == MAX:
-                plane = xp.arange(self.size[0] * self.size[1]).reshape(self.size)
-                dx[...] = xp.where(plane == self.argmax, dy, 0)
-            else:
-                dx[...] = dy / (self.size[0] * self.size[1])
+            dx[...] = dy / (self.size[0] * self.size[1])
             return
         n, c = dx.shape[:2]
-        acc = xp.zeros((n, c) + tuple(s + p + a for s, p, a in zip(self.size, self.pad, self.pad_after)),
-                       dtype=dx.dtype)
+        padded = tuple(s + p + a for s, p, a in zip(self.size, self.pad, self.pad_after))
+        acc = xp.zeros((n, c) + padded, dtype=dx.dtype)
         (sh, sw), (ho, wo) = self.stride, self.out
-        grad = dy / self._divisor(xp, dy.dtype) if self.method == AVE else dy
-        for o, (i, j) in enumerate(self._offsets()):
-            cells = acc[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
-            cells += grad if self.method == AVE else xp.where(self.argmax == o, grad, 0)
+        grad = dy / self._divisor(xp, dy.dtype)
+        for i, j in self._offsets():
+            acc[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += grad
         ph, pw = self.pad
         dx[...] = acc[:, :, ph:ph + self.size[0], pw:pw + self.size[1]]

@@ -1,4 +1,5 @@
 """Power: y = (shift + scale * x) ^ power."""
+from .. import kernels
 from ..layer import register_layer
 from .abs_val import KeepInputNeuronLayer
 
@@ -37,5 +38,16 @@ class PowerLayer(KeepInputNeuronLayer):
             return
         x = self.backward_input(bottom)
         base = self.shift + self.scale * x
-        grad = self.diff_scale * base if self.power == 2 else self.diff_scale * base ** (self.power - 1)
+        grad = self.diff_scale * (base if self.power == 2 else base ** (self.power - 1))
         bottom[0].diff[...] = top[0].diff * grad
+
+    def forward_gpu(self, bottom, top):
+        x = self.forward_input(bottom, top)
+        kernels.call("neurons.cu", "neurons_power_forward", x.size, x, top[0].data,
+                     self.power, self.scale, self.shift)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            x = self.backward_input(bottom)
+            kernels.call("neurons.cu", "neurons_power_backward", x.size, x, top[0].diff,
+                         bottom[0].diff, self.power, self.scale, self.shift)

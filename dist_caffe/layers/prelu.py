@@ -1,4 +1,5 @@
 """PReLU: ReLU with a learned negative slope per channel (or one for all)."""
+from .. import kernels
 from ..filler import fill
 from ..layer import register_layer
 from ..proto import caffe_pb2
@@ -51,3 +52,25 @@ class PReLULayer(KeepInputNeuronLayer):
             self.blobs[0].diff[...] += g.sum(axis=axes)
         if propagate_down[0]:
             bottom[0].diff[...] = dy * ((x > 0) + (x <= 0) * self._slopes(x.ndim))
+
+    def _dims(self, x):
+        """(num, channels, dim) of x seen as (N, C, everything after the channel axis)."""
+        num, channels = x.shape[0], x.shape[1]
+        return num, channels, x.size // max(num * channels, 1)
+
+    def forward_gpu(self, bottom, top):
+        x = self.forward_input(bottom, top)
+        num, c, dim = self._dims(x)
+        kernels.call("neurons.cu", "neurons_prelu_forward", x.size, x, self.blobs[0].data,
+                     top[0].data, c, dim, c if self.channel_shared else 1)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        x, dy = self.backward_input(bottom), top[0].diff
+        num, c, dim = self._dims(x)
+        # The slope gradient first: in place, dx below overwrites dy.
+        if self.param_propagate_down[0]:   # accumulates into blobs[0].diff
+            kernels.call("neurons.cu", "neurons_prelu_slope_backward",
+                         1 if self.channel_shared else c, x, dy, self.blobs[0].diff, num, c, dim)
+        if propagate_down[0]:
+            kernels.call("neurons.cu", "neurons_prelu_backward", x.size, x, dy, self.blobs[0].data,
+                         bottom[0].diff, c, dim, c if self.channel_shared else 1)

@@ -31,7 +31,7 @@ class HostBlob:
     the host, and the next GPU read copies back). Everything else is the blob's."""
 
     def __init__(self, blob):
-        object.__setattr__(self, "_blob", blob)
+        self._blob = blob
 
     @property
     def data(self):

@@ -1,4 +1,5 @@
 """ReLU: rectified linear unit with an optional leak."""
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import NeuronLayer, register_layer
 
@@ -21,3 +22,14 @@ class ReLULayer(NeuronLayer):
             return
         x, dy, s = bottom[0].data, top[0].diff, self.param.relu_param.negative_slope
         bottom[0].diff[...] = get_array_module(x).where(x > 0, dy, dy * s)
+
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].data
+        kernels.call("neurons.cu", "neurons_relu_forward", x.size, x, top[0].data,
+                     self.param.relu_param.negative_slope)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            x = bottom[0].data
+            kernels.call("neurons.cu", "neurons_relu_backward", x.size, x, top[0].diff,
+                         bottom[0].diff, self.param.relu_param.negative_slope)

@@ -1,4 +1,5 @@
 """Sigmoid: the logistic function."""
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import NeuronLayer, register_layer
 
@@ -19,3 +20,13 @@ class SigmoidLayer(NeuronLayer):
         if propagate_down[0]:
             y = top[0].data
             bottom[0].diff[...] = top[0].diff * y * (1 - y)
+
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].data
+        kernels.call("neurons.cu", "neurons_sigmoid_forward", x.size, x, top[0].data)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            y = top[0].data
+            kernels.call("neurons.cu", "neurons_sigmoid_backward", y.size, y, top[0].diff,
+                         bottom[0].diff)

@@ -1,4 +1,5 @@
 """Softmax over one axis."""
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import Layer, register_layer
 
@@ -43,3 +44,18 @@ class SoftmaxLayer(Layer):
             return
         y, dy = top[0].data, top[0].diff
         bottom[0].diff[...] = (dy - (dy * y).sum(axis=self.axis, keepdims=True)) * y
+
+    def _dims(self, blob):
+        """(channels, inner, positions): the kernels see the blob as (outer, channels, inner)."""
+        c = blob.shape[self.axis]
+        return c, blob.count_range(self.axis + 1), blob.count // max(c, 1)
+
+    def forward_gpu(self, bottom, top):
+        c, inner, n = self._dims(bottom[0])
+        kernels.call("softmax.cu", "softmax_forward", n, bottom[0].data, c, inner, top[0].data)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            c, inner, n = self._dims(top[0])
+            kernels.call("softmax.cu", "softmax_backward", n, top[0].data, top[0].diff, c, inner,
+                         bottom[0].diff)

@@ -1,6 +1,7 @@
 """Softmax followed by the multinomial logistic loss, in one numerically stable layer."""
 import numpy as np
 
+from .. import kernels
 from ..backend import get_array_module
 from ..errors import DataError
 from ..layer import LossLayer, register_layer
@@ -51,6 +52,23 @@ def read_labels(layer, labels, outer, inner, num_classes, ignore_label=None):
                         f"range: labels must be integers in [0, {num_classes - 1}] (the size of "
                         "the class axis of bottom[0]) or the ignore_label")
     return xp.where(valid, label, 0), valid
+
+
+def ignore_args(layer):
+    """(has_ignore, ignore_label): how the softmax-loss and accuracy kernels take ignore_label."""
+    return (0, 0) if layer.ignore_label is None else (1, int(layer.ignore_label))
+
+
+def check_flagged_labels(layer, labels, bad):
+    """After a kernel set bad[0] (the position + 1 of a label out of range, 0 when none): raise
+    read_labels' DataError, which names the first bad label as the xp path does."""
+    where = int(bad[0])   # one device-to-host read, as read_labels' own check
+    if where:
+        read_labels(layer, labels, layer.outer, layer.inner, layer.num_classes, layer.ignore_label)
+        # Reached only if the kernel and read_labels disagree: never pass a flagged batch.
+        raise DataError(f"layer '{layer.name}' (type {layer.type}): label "
+                        f"{float(labels.reshape(-1)[where - 1]):g} at position {where - 1} is out "
+                        f"of range [0, {layer.num_classes - 1}]")
 
 
 @register_layer
@@ -108,3 +126,33 @@ class SoftmaxWithLossLayer(LossLayer):
         grad = (self.prob - onehot) * valid[:, None, :]
         scale = top[0].diff / normalizer(self.mode, self.outer, self.inner, valid.sum())
         bottom[0].diff[...] = (grad * scale).reshape(bottom[0].shape)
+
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].data
+        xp = get_array_module(x)
+        c, inner, n = self.num_classes, self.inner, self.outer * self.inner
+        self.prob = xp.empty((self.outer, c, inner), x.dtype)
+        kernels.call("softmax.cu", "softmax_forward", n, x, c, inner, self.prob)
+        loss, counts, bad = xp.empty(n, x.dtype), xp.empty(n, x.dtype), xp.zeros(1, xp.int32)
+        kernels.call("softmax.cu", "softmax_loss_forward", n, self.prob, bottom[1].data, c, inner,
+                     *ignore_args(self), loss, counts, bad)
+        check_flagged_labels(self, bottom[1].data, bad)
+        self.valid_count = counts.sum(dtype=np.float64)   # exact: a sum of 0s and 1s
+        top[0].data[...] = loss.sum() / normalizer(self.mode, self.outer, inner, self.valid_count)
+        if len(top) > 1:
+            top[1].data[...] = self.prob.reshape(bottom[0].shape)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[1]:
+            raise self.error("propagate_down", "cannot backpropagate to the label input "
+                                               "(bottom[1]); set propagate_down: false for it")
+        if not propagate_down[0]:
+            return
+        x = bottom[0].data
+        xp = get_array_module(x)
+        # The loss weight over the normaliser, as one device value: no host round trip.
+        scale = top[0].diff / normalizer(self.mode, self.outer, self.inner, self.valid_count)
+        scale = xp.asarray(scale, dtype=x.dtype).reshape(1)
+        kernels.call("softmax.cu", "softmax_loss_backward", self.outer * self.inner, self.prob,
+                     bottom[1].data, self.num_classes, self.inner, *ignore_args(self), scale,
+                     bottom[0].diff)

@@ -100,5 +100,6 @@ class StochasticPoolingLayer(PoolingLayer):
         acc = xp.zeros((n, c) + tuple(s + a for s, a in zip(self.size, self.pad_after)), dx.dtype)
         for i in range(kh):
             for j in range(kw):
-                acc[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += grad[:, :, i * kw + j]
+                rows, cols = slice(i, i + (ho - 1) * sh + 1, sh), slice(j, j + (wo - 1) * sw + 1, sw)
+                acc[:, :, rows, cols] += grad[:, :, i * kw + j]
         dx[...] = acc[:, :, :self.size[0], :self.size[1]]

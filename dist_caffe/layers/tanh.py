@@ -1,4 +1,5 @@
 """TanH: the hyperbolic tangent."""
+from .. import kernels
 from ..backend import get_array_module
 from ..layer import NeuronLayer, register_layer
 
@@ -16,3 +17,13 @@ class TanHLayer(NeuronLayer):
         if propagate_down[0]:
             y = top[0].data
             bottom[0].diff[...] = top[0].diff * (1 - y * y)
+
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].data
+        kernels.call("neurons.cu", "neurons_tanh_forward", x.size, x, top[0].data)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            y = top[0].data
+            kernels.call("neurons.cu", "neurons_tanh_backward", y.size, y, top[0].diff,
+                         bottom[0].diff)

@@ -1,4 +1,5 @@
 """Threshold: a step function (forward only, as in Caffe)."""
+from .. import kernels
 from ..layer import NeuronLayer, register_layer
 
 
@@ -15,3 +16,8 @@ class ThresholdLayer(NeuronLayer):
     def forward(self, bottom, top):
         x = bottom[0].data
         top[0].data[...] = x > self.param.threshold_param.threshold
+
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].data
+        kernels.call("neurons.cu", "neurons_threshold_forward", x.size, x, top[0].data,
+                     self.param.threshold_param.threshold)

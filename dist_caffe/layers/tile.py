@@ -35,7 +35,8 @@ class TileLayer(Layer):
         shape = list(bottom[0].shape)
         shape[self.axis] *= self.tiles
         top[0].reshape(shape)
-        self.outer, self.inner = bottom[0].count_range(0, self.axis), bottom[0].count_range(self.axis)
+        self.outer = bottom[0].count_range(0, self.axis)
+        self.inner = bottom[0].count_range(self.axis)
 
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.outer, 1, self.inner)

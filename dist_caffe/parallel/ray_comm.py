@@ -12,6 +12,7 @@ the collective API only carries tensors.
 """
 import pickle
 import queue
+import sys
 import threading
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 
@@ -37,10 +38,12 @@ def collective_module():
 
 def in_ray_actor() -> bool:
     """True inside a Ray actor or task (where ray.util.collective works)."""
+    ray = sys.modules.get("ray")  # a Ray worker has imported it; importing it here costs ~1 s
+    if ray is None:
+        return False
     try:
-        import ray
         return ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
-    except Exception:  # noqa: BLE001 — Ray absent or not started
+    except Exception:  # noqa: BLE001 — Ray half-installed or not started
         return False
 
 

@@ -28,25 +28,25 @@ log = logging.getLogger("dist_caffe.parallel")
 class Replica:
     """This process's place in the job.
 
-    comm: a Communicator (its rank/size/intra_rank); gpu: use device = intra (local) rank;
+    comm: a Communicator (its rank/size/intra_rank; `world()` becomes it);
     watchdog: start the failure detector (under MPI: heartbeats + pid checks; under Ray the
     driver watches the actors). heartbeat_s / heartbeat_timeout_s tune it; `resume_hint`
     is printed with a loss (e.g. the snapshot prefix to resume from).
     """
 
-    def __init__(self, comm, gpu=False, watchdog=True, heartbeat_s=1.0,
+    def __init__(self, comm, watchdog=True, heartbeat_s=1.0,
                  heartbeat_timeout_s=30.0, resume_hint=""):
         self.comm = comm
         self.rank, self.size = comm.rank, comm.size
         self.intra_rank, self.intra_size = comm.intra_rank, comm.intra_size
-        self.device = comm.intra_rank if gpu else None
-        if gpu:
-            backend.set_device(self.device)
+        # The launcher chose the device (launch.mpi: the node-local rank; Ray: the actor's GPU).
+        self.device = backend.device() if backend.mode() == backend.GPU else None
         set_world(comm)
         self.watchdog = None
         if watchdog and self.size > 1 and in_mpi_job():
             # Its own MPI communicator, whatever engine carries the gradients (mpi or nccl).
-            mpi = comm if isinstance(comm, MpiCommunicator) else MpiCommunicator()
+            mpi = next((c for c in (comm, getattr(comm, "boot", None))
+                        if isinstance(c, MpiCommunicator)), None) or MpiCommunicator()
             self.watchdog = Watchdog(mpi, heartbeat_s, heartbeat_timeout_s, hint=resume_hint)
             self._install_failure_signal()
         if self.rank == 0 and self.size > 1:
@@ -92,6 +92,8 @@ class Replica:
     def seed(self, base=None):
         """Seed this rank's generator with base + rank (rank 0 draws base when None), after the
         broadcast: dropout and augmentation differ per replica, the parameters do not."""
+        if self.size == 1:
+            return None  # one process: leave the solver's random_seed stream as it is
         if base is None or base < 0:
             base = int(np.random.SeedSequence().entropy % (2 ** 31))
             base = self.comm.bcast_object(base, root=0)

@@ -231,10 +231,11 @@ class DataParallel:
 
     def _on_iteration_start(self):
         solver, k = self.solver, self.opts.checksum_every
-        now = time.perf_counter()
-        if self.timeline is not None and self.spans:
-            self.spans[-1].append(now)
-        self.spans.append([solver.iter, now])
+        if self.timeline is not None:
+            now = time.perf_counter()
+            if self.spans:
+                self.spans[-1].append(now)
+            self.spans.append([solver.iter, now])
         if k and solver.iter % k == 0 and solver.iter != self.start_iter:
             self.replica.check_replicas(solver.net, solver.iter)
 
@@ -315,8 +316,7 @@ def run_replica(args, comm, opts, hard_exit=True):
     from .. import log as dlog
     from ..tools import train
     dlog.setup(rank=comm.rank)
-    replica = Replica(comm, gpu=bool(getattr(args, "gpu", "")),
-                      heartbeat_timeout_s=opts.heartbeat_timeout,
+    replica = Replica(comm, heartbeat_timeout_s=opts.heartbeat_timeout,
                       resume_hint="Resume from the last snapshot with -snapshot (any world size)")
     dp = DataParallel(replica, opts)
     try:
@@ -351,7 +351,8 @@ def main(args):
     if opts.launcher == "ray":
         raise ConfigError("--launcher ray: this process was started by mpirun/srun; start the "
                           "job either with mpirun (no --launcher) or with --launcher ray alone")
-    comm = launch_module("mpi").init(opts, gpu=bool(getattr(args, "gpu", "")))
+    from ..tools.train import parse_gpus
+    comm = launch_module("mpi").init(opts, gpus=parse_gpus(getattr(args, "gpu", "")))
     return run_replica(args, comm, opts)
 
 
@@ -360,7 +361,8 @@ def timing_reducer(net, bucket_mb=DEFAULT_BUCKET_MB):
     """For `mpirun -n N dist-caffe time`: a Reducer on `net` over the launcher's world (its
     hooks then fire from time_net's backward loop; call `.wait()` once per iteration), or
     None on a single process."""
-    comm = launch_module("mpi").init(Options(), gpu=backend.mode() == backend.GPU)
+    gpus = [backend.device()] if backend.mode() == backend.GPU else []
+    comm = launch_module("mpi").init(Options(), gpus=gpus)
     return Reducer(net, comm, bucket_mb) if comm.size > 1 else None
 
 

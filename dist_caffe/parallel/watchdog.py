@@ -1,8 +1,8 @@
 """The failure detector: a rank that dies or hangs stops the job within a bounded time.
 
-Why it exists: a collective whose peer died never completes, and some launchers (srun
-without --kill-on-bad-exit, `mpiexec -disable-auto-cleanup`, a Ray actor's gloo group) do not
-kill the survivors. Each replica runs one daemon thread that, every `interval_s`:
+Why it exists: a collective whose peer died or hangs never completes, and not every launcher
+kills the survivors (srun without --kill-on-bad-exit; any launcher when a rank hangs rather
+than dies). Each replica runs one daemon thread that, every `interval_s`:
 
 * sends a one-byte heartbeat to its two ring neighbours and drains theirs, on a private
   communicator (MPI point-to-point: MPI carries the bytes). A neighbour silent for
@@ -12,8 +12,8 @@ kill the survivors. Each replica runs one daemon thread that, every `interval_s`
 On a loss it prints one line naming the lost rank (its host and pid) and the way to resume,
 then ends this process with exit status 75 without MPI_Finalize (which would wait for the
 dead peer). The launcher, or the next rank's watchdog, takes the rest of the job down.
-Plain `mpiexec` (Hydra) kills the survivors itself as soon as one rank dies; its banner
-names the pid, and rank 0's start-up line maps pids to ranks.
+Plain `mpiexec` (Hydra) kills the survivors itself within milliseconds of a rank's death;
+its banner names the pid, and rank 0's start-up line maps pids to ranks.
 """
 import os
 import socket
@@ -52,10 +52,10 @@ class Watchdog:
         self.rank, self.size, self.peers = comm.rank, comm.size, comm.peers
         self.interval_s, self.timeout_s, self.hint = float(interval_s), float(timeout_s), hint
         self.on_lost = on_lost
-        MPI = comm.MPI
-        self.MPI = MPI
-        # Heartbeats need a second thread inside MPI; without THREAD_MULTIPLE we keep pid checks.
-        self.hb = comm.comm.Dup() if MPI.Query_thread() == MPI.THREAD_MULTIPLE else None
+        MPI = getattr(comm, "MPI", None)
+        # Heartbeats need a second thread inside MPI; without THREAD_MULTIPLE (or without MPI)
+        # the pid checks of same-node ranks remain.
+        self.hb = comm.comm.Dup() if MPI and MPI.Query_thread() == MPI.THREAD_MULTIPLE else None
         host = socket.gethostname()
         self.local = [(r, pid) for r, (h, pid) in enumerate(self.peers)
                       if h == host and r != self.rank]

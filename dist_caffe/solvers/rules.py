@@ -17,6 +17,10 @@ class SGDSolver(Solver):
     """h = rate*g + momentum*h; update = h. Reads momentum."""
 
     type = "SGD"
+    kernel = "sgd"
+
+    def kernel_args(self, rate):
+        return rate, self.param.momentum
 
     def compute_update(self, diff, rate, history):
         h = history[0]
@@ -29,6 +33,7 @@ class NesterovSolver(SGDSolver):
     """h' = momentum*h + rate*g; update = (1+momentum)*h' - momentum*h. Reads momentum."""
 
     type = "Nesterov"
+    kernel = "nesterov"
 
     def compute_update(self, diff, rate, history):
         h, mu = history[0], self.net.dtype.type(self.param.momentum)
@@ -48,6 +53,10 @@ class AdaGradSolver(SGDSolver):
     """h += g^2; update = rate * g / (sqrt(h) + delta). Reads delta; momentum must be 0."""
 
     type = "AdaGrad"
+    kernel = "adagrad"
+
+    def kernel_args(self, rate):
+        return rate, self.param.delta
 
     def check_param(self):
         super().check_param()
@@ -64,6 +73,10 @@ class RMSPropSolver(SGDSolver):
     Reads rms_decay, delta; momentum must be 0."""
 
     type = "RMSProp"
+    kernel = "rmsprop"
+
+    def kernel_args(self, rate):
+        return rate, self.param.rms_decay, self.param.delta
 
     def check_param(self):
         super().check_param()
@@ -85,7 +98,11 @@ class AdaDeltaSolver(SGDSolver):
     h_u = m*h_u + (1-m)*u^2; update = rate*u. Two history sets (h_g, then h_u)."""
 
     type = "AdaDelta"
+    kernel = "adadelta"
     num_history = 2
+
+    def kernel_args(self, rate):
+        return rate, self.param.momentum, self.param.delta
 
     def compute_update(self, diff, rate, history):
         xp, dt = backend.get_array_module(diff), self.net.dtype.type
@@ -104,13 +121,22 @@ class AdamSolver(SGDSolver):
     Reads momentum (b1), momentum2 (b2), delta. Two history sets (m, then v)."""
 
     type = "Adam"
+    kernel = "adam"
     num_history = 2
+
+    def correction(self):
+        """sqrt(1 - b2^t) / (1 - b1^t) with t = iter + 1."""
+        b1, b2, t = self.param.momentum, self.param.momentum2, self.iter + 1
+        return self.net.dtype.type(math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t))
+
+    def kernel_args(self, rate):
+        p = self.param
+        return self.net.dtype.type(rate) * self.correction(), p.momentum, p.momentum2, p.delta
 
     def compute_update(self, diff, rate, history):
         xp, dt = backend.get_array_module(diff), self.net.dtype.type
         (m, v), b1, b2 = history, dt(self.param.momentum), dt(self.param.momentum2)
-        t = self.iter + 1
-        correction = dt(math.sqrt(1.0 - float(b2) ** t) / (1.0 - float(b1) ** t))
+        correction = self.correction()
         m *= b1
         m += (dt(1) - b1) * diff
         v *= b2

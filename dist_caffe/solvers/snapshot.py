@@ -99,9 +99,36 @@ def fill_blob_proto(blob, array):
 
 
 def blob_values(blob):
-    """The flat values of a BlobProto (double_data when set, else data)."""
-    values, dtype = (blob.double_data, np.float64) if blob.double_data else (blob.data, np.float32)
-    return np.fromiter(values, dtype, count=len(values))
+    """The flat values of a BlobProto (double_data when set, else data).
+
+    Read from the blob's wire form, where protobuf writes them as one packed run of
+    little-endian floats, with np.frombuffer: iterating the repeated field is ~10x slower."""
+    double = len(blob.double_data) > 0
+    raw, pos, want = blob.SerializeToString(), 0, 0x42 if double else 0x2A
+    while pos < len(raw):
+        tag, pos = _varint(raw, pos)
+        wire = tag & 7
+        if wire == 0:
+            _, pos = _varint(raw, pos)
+        elif wire == 2:
+            size, pos = _varint(raw, pos)
+            if tag == want:
+                return np.frombuffer(raw, "<f8" if double else "<f4", size // (8 if double else 4),
+                                     pos).astype(np.float64 if double else np.float32)
+            pos += size
+        else:
+            pos += 8 if wire == 1 else 4
+    return np.zeros(0, np.float64 if double else np.float32)
+
+
+def _varint(raw, pos):
+    value = shift = 0
+    while True:
+        byte = raw[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if byte < 0x80:
+            return value, pos
 
 
 def _learned_net_path(state, path):

@@ -5,21 +5,15 @@ One iteration (`step`), as Caffe's Solver::Step: clear param diffs; test when du
 over them); display; call `on_gradients_ready` (a data-parallel reducer waits for its
 all-reduces there); `apply_update`: clip by the global L2 norm, divide by iter_size, weight
 decay (L2 or L1, weight_decay x decay_mult), the update rule with rate x lr_mult, data -= diff;
-then iter += 1, snapshot when due or asked, stop when asked.
+then iter += 1, snapshot when due or asked, stop when asked. The update itself, on the net's
+flat buffers, is in update.py; the rules in rules.py.
 
-The update works on the net's flat buffers: the learnable params (lr_mult != 0) are the prefix
-`net.param_data[:net.learnable_count]`, with per-element lr_mult / decay vectors built once;
-the history of the rule is one flat buffer per history set (rows of `self.history`), so each
-param's history is a view into it. Frozen params (lr_mult 0) are never touched.
-
-Reads every SolverParameter field of the loop: base_lr, lr_policy (+ gamma, power, stepsize,
-stepvalue, max_iter), momentum, weight_decay, regularization_type, clip_gradients, iter_size,
-average_loss, display, test_iter, test_interval, test_initialization, test_compute_loss,
-snapshot, snapshot_prefix, snapshot_format, snapshot_diff, snapshot_after_train, random_seed,
-weights, and the net fields (see nets.py).
+Reads the loop's SolverParameter fields: iter_size, average_loss, display, max_iter,
+test_iter, test_interval, test_initialization, test_compute_loss, snapshot, snapshot_prefix,
+snapshot_format, snapshot_diff, snapshot_after_train, random_seed, weights, and the net
+fields (see nets.py).
 """
 import logging
-import math
 import os
 import time
 
@@ -31,18 +25,14 @@ from ..layer import TEST, TRAIN
 from ..net import Net
 from ..rng import set_random_seed
 from . import snapshot as snap
-from .lr_policy import check_policy, learning_rate
+from .lr_policy import check_policy
 from .nets import load_solver_param, test_net_params, train_net_param
+from .update import Update, fmt
 
 log = logging.getLogger("dist_caffe.solver")
 
 
-def fmt(x):
-    """A number as C++ streams print it by default (6 significant digits)."""
-    return f"{x:.6g}"
-
-
-class Solver:
+class Solver(Update):
     """Base of the solvers; a subclass sets `type`, `num_history` and `compute_update`.
 
     pycaffe surface: net, test_nets, iter, step(n), solve(resume_file), snapshot(),
@@ -52,7 +42,6 @@ class Solver:
     """
 
     type = ""
-    num_history = 1
 
     def __init__(self, param_or_path, comm=None, source=None):
         from ..parallel import world
@@ -121,26 +110,6 @@ class Solver:
             raise ConfigError(str(e).replace("<NetParameter>", name)) from None
         net.source = name
         return net
-
-    def _build_update_vectors(self):
-        """Per-element lr_mult and weight_decay*decay_mult over the learnable prefix, and the
-        flat history buffers (one row per history set, covering every param)."""
-        net, dt = self.net, self.net.dtype
-        xp = backend.get_array_module(net.param_data)
-        learnable = [e for e in net.param_layout if e.lr_mult != 0]
-        lr = [np.full(e.count, e.lr_mult, dt) for e in learnable]
-        wd = dt.type(self.param.weight_decay)
-        decay = [np.full(e.count, wd * dt.type(e.decay_mult), dt) for e in learnable]
-        empty = np.zeros(0, dt)
-        self.lr_mult = xp.asarray(np.concatenate(lr) if lr else empty)
-        decay = np.concatenate(decay) if decay else empty
-        self.decay = xp.asarray(decay) if decay.any() else None
-        self.history = xp.zeros((self.num_history, net.param_data.size), dt)
-
-    def history_views(self):
-        """For each history set, the flat view of every param's history, in Caffe's order."""
-        order = snap.caffe_order(self.net)
-        return [[row[e.offset:e.offset + e.count] for e in order] for row in self.history]
 
     def add_callback(self, on_start, on_gradients_ready):
         """pycaffe's Solver.add_callback: on_start() before each iteration's passes,
@@ -303,58 +272,6 @@ class Solver:
             scores.setdefault(name, []).append(float(value))
         self.test_scores[i] = {n: v[0] if len(v) == 1 else v for n, v in scores.items()}
         return self.test_scores[i]
-
-    # -- the update ------------------------------------------------------------
-    def rate(self):
-        """The learning rate of this iteration's update (advances multistep's current_step).
-        Large-batch recipes (linear scaling, warm-up) override or wrap this."""
-        rate, step = learning_rate(self.param, self.iter, self.current_step)
-        if self.param.lr_policy == "multistep" and step != self.current_step:
-            self._info("MultiStep Status: Iteration %d, step = %d", self.iter, step)
-        self.current_step = step
-        return rate
-
-    def param_rates(self, rate):
-        """Per-element local learning rate over the learnable prefix: rate x lr_mult.
-        Layer-wise schemes (LARS) override this."""
-        return self.lr_mult * self.net.dtype.type(rate)
-
-    def apply_update(self):
-        """Clip, normalise, regularise, compute the rule's update into diff, data -= diff."""
-        rate = self.lr = self.rate()
-        if self._display_due():
-            self._info("Iteration %d, lr = %s", self.iter, fmt(rate))
-        n = self.net.learnable_count
-        diff, data = self.net.param_diff[:n], self.net.param_data[:n]
-        self.clip_gradients(diff)
-        if self.param.iter_size > 1:
-            diff *= self.net.dtype.type(1.0 / self.param.iter_size)
-        self.regularize(diff, data)
-        self.compute_update(diff, self.param_rates(rate), [row[:n] for row in self.history])
-        data -= diff
-
-    def clip_gradients(self, diff):
-        clip = self.param.clip_gradients
-        if clip < 0 or diff.size == 0:
-            return
-        xp = backend.get_array_module(diff)
-        norm = math.sqrt(float(xp.vdot(diff, diff)))
-        if norm > clip:
-            scale = clip / norm
-            self._info("Gradient clipping: scaling down gradients (L2 norm %s > %s) by scale "
-                       "factor %s", fmt(norm), fmt(clip), fmt(scale))
-            diff *= self.net.dtype.type(scale)
-
-    def regularize(self, diff, data):
-        if self.decay is None:
-            return
-        xp = backend.get_array_module(diff)
-        diff += self.decay * (data if self.param.regularization_type == "L2" else xp.sign(data))
-
-    def compute_update(self, diff, rate, history):
-        """Turn the regularised gradient `diff` into the update (in place); `rate` is the
-        per-element local rate, `history` this solver's flat history sets (learnable prefix)."""
-        raise NotImplementedError
 
     # -- snapshots ---------------------------------------------------------------
     def snapshot(self):

@@ -6,7 +6,8 @@ A benchmark of the input pipeline (not a test). On synthetic LMDBs in a temporar
 2. encoded 256 x 256 JPEG records, random crop 227 + mirror + mean_value + scale, batch 32,
    with each number of decode worker processes in --workers; next to it, Pillow decoding
    the same JPEG bytes to arrays in a tight loop in one process (the reference rate);
-3. CIFAR-10 quick (configs/) trained for --cifar iterations on random 3 x 32 x 32 records:
+3. raw 3 x 32 x 32 records with a mean file and mirror, batch 100 (CIFAR-10's pipeline), and
+   CIFAR-10 quick (configs/) trained for --cifar iterations on them (--gpu: on the GPU):
    the time the training thread blocked on the prefetch queue per iteration.
 
 The consumer of 1 and 2 is Net.forward of a net holding only the Data layer (so the copy
@@ -22,11 +23,12 @@ import time
 import numpy as np
 from PIL import Image
 
-from .. import Net, TRAIN, set_random_seed
+from .. import Net, TRAIN, set_mode_gpu, set_random_seed
 from ..data import options
 from ..data.datum import array_to_datum, encoded_datum
 from ..data.lmdb_writer import LmdbWriter, record_key
-from ..proto import caffe_pb2, parse_text, read_net_param, read_solver_param
+from ..proto import caffe_pb2, parse_text, read_net_param, read_solver_param, write_binary
+from .compute_image_mean import mean_blob
 from .flags import Parser
 
 
@@ -101,22 +103,16 @@ def pipeline_rate(db, batch_size, transform, batches, workers, record_bytes):
     return result
 
 
-def cifar_quick_waits(folder, iterations):
-    """Per-iteration time blocked on the data queue while training configs/ CIFAR-10 quick."""
+def cifar_quick_waits(db, mean, iterations):
+    """Per-iteration time blocked on the data queue while training configs/ CIFAR-10 quick
+    (reading `db` with mean file `mean`), and the iteration times."""
     from ..solvers import get_solver
-    from .compute_image_mean import mean_blob
-    from ..proto import write_binary
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    rng = np.random.default_rng(0)
-    db = write_db(os.path.join(folder, "cifar_lmdb"), (array_to_datum(
-        rng.integers(0, 256, (3, 32, 32), dtype=np.uint8), int(rng.integers(10)))
-        for _ in range(5000)))
-    write_binary(mean_blob(np.full((3, 32, 32), 120.0)), os.path.join(folder, "mean.binaryproto"))
     net = read_net_param(os.path.join(repo, "configs", "cifar10_quick_train_test.prototxt"))
     for layer in net.layer:
         if layer.type == "Data":
             layer.data_param.source = db
-            layer.transform_param.mean_file = os.path.join(folder, "mean.binaryproto")
+            layer.transform_param.mean_file = mean
     solver = read_solver_param(os.path.join(repo, "configs", "cifar10_quick_solver.prototxt"))
     solver.ClearField("net")
     solver.net_param.CopyFrom(net)
@@ -143,7 +139,10 @@ def main(argv=None):
     p.add_argument("--workers", default="1,2", help="decode worker counts to time")
     p.add_argument("--repeat", type=int, default=3, help="runs of each timing (best is shown)")
     p.add_argument("--cifar", type=int, default=50, help="CIFAR-quick iterations (0: skip)")
+    p.add_argument("--gpu", action="store_true", help="train CIFAR-quick on the GPU")
     args = p.parse(sys.argv[1:] if argv is None else argv)
+    if args.gpu:
+        set_mode_gpu()
     print(f"CPUs: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as folder:
         rng = np.random.default_rng(0)
@@ -154,6 +153,16 @@ def main(argv=None):
         print(f"raw 28x28, batch 64, in the prefetch thread: {r['rate']:.0f} records/s, "
               f"{r['mb_in']:.1f} MB/s in, {r['mb_out']:.1f} MB/s out, "
               f"wait/batch {r['wait'] * 1e3:.2f} ms")
+        cifar = write_db(os.path.join(folder, "raw32"), (array_to_datum(
+            rng.integers(0, 256, (3, 32, 32), dtype=np.uint8), i % 10) for i in range(10000)))
+        mean = os.path.join(folder, "mean32.binaryproto")
+        write_binary(mean_blob(np.full((3, 32, 32), 120.0)), mean)
+        size = len(array_to_datum(np.zeros((3, 32, 32), np.uint8), 9).SerializeToString())
+        r = pipeline_rate(cifar, 100, f'mean_file: "{mean}" mirror: true', args.batches * 5,
+                          0, size)
+        print(f"raw 3x32x32 (CIFAR), mean_file + mirror, batch 100, in the prefetch thread: "
+              f"{r['rate']:.0f} records/s = {r['rate'] / 100:.0f} batches/s, "
+              f"{r['mb_in']:.1f} MB/s in, {r['mb_out']:.1f} MB/s out")
         jpegs = synthetic_jpegs(args.records)
         jpeg_db = write_db(os.path.join(folder, "jpeg256"),
                            (encoded_datum(b, i % 1000) for i, b in enumerate(jpegs)))
@@ -181,7 +190,7 @@ def main(argv=None):
                   f"image = {100 * ref_cpu / cpu:.1f}% of Pillow's efficiency")
         if args.cifar:
             try:
-                waits, times = cifar_quick_waits(folder, args.cifar)
+                waits, times = cifar_quick_waits(cifar, mean, args.cifar)
             except Exception as e:  # layers/solver not there yet: say so, keep the rest
                 print(f"CIFAR-10 quick: not run ({type(e).__name__}: {e})")
             else:

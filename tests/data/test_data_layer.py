@@ -114,6 +114,17 @@ def test_not_a_datum_record_stops_with_db_and_key_or_is_skipped(tmp_path):
     assert net.layers[0].prefetcher.corrupt >= 1
 
 
+def test_skipping_gives_up_after_too_many_corrupt_records_in_a_row(tmp_path, monkeypatch):
+    from dist_caffe.data import prefetch
+    monkeypatch.setattr(prefetch, "MAX_SKIPS_IN_A_ROW", 3)
+    records = [(b"00000000", raw_datum(np.zeros((1, 2, 2), np.uint8), 0))]
+    records += [(b"%08d" % i, b"\xff junk") for i in range(1, 5)]
+    options.configure(skip_corrupt=True)
+    net = data_net(write_lmdb(tmp_path / "db", records), batch_size=2)
+    with pytest.raises(DataError, match="corrupt records in a row"):
+        net.forward()
+
+
 @pytest.mark.parametrize("workers", [0, 1])
 def test_truncated_jpeg_names_db_and_key(tmp_path, workers):
     images = random_images(4, (3, 16, 16))

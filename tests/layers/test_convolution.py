@@ -28,13 +28,14 @@ def reference_conv(x, w, b, stride, pad, dilation, group):
                 zip(x.shape[2:], pad, dilation, kernel, stride))
     y = np.zeros((n, o) + out)
     cg, og = c // group, o // group
+    axes = list(range(1, nd + 2))
     for g in range(group):
         for pos in itertools.product(*map(range, out)):
             sl = tuple(slice(q * st, q * st + d * (k - 1) + 1, d)
                        for q, st, d, k in zip(pos, stride, dilation, kernel))
             patch = xp[(slice(None), slice(g * cg, (g + 1) * cg)) + sl]
             y[(slice(None), slice(g * og, (g + 1) * og)) + pos] = np.tensordot(
-                patch, w[g * og:(g + 1) * og], axes=(list(range(1, nd + 2)), list(range(1, nd + 2))))
+                patch, w[g * og:(g + 1) * og], axes=(axes, axes))
     if b is not None:
         y += b.reshape((1, o) + (1,) * nd)
     return y
@@ -81,7 +82,8 @@ def test_convolution_nd_forward_matches_reference(extra, shape):
     x = np.random.default_rng(1).standard_normal(shape)
     layer, _, top = _forward(conv_text(4, extra), x)
     g = layer.geometry
-    ref = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, g.stride, g.pad, g.dilation, 1)
+    w, b = layer.blobs[0].data, layer.blobs[1].data
+    ref = reference_conv(x, w, b, g.stride, g.pad, g.dilation, 1)
     np.testing.assert_allclose(top[0].data, ref, rtol=1e-12, atol=1e-12)
 
 
@@ -238,14 +240,16 @@ def _forward_backward(text, x):
     layer.run_forward(bottom, top)
     top[0].diff = np.random.default_rng(7).standard_normal(top[0].shape)
     layer.run_backward(top, [True], bottom)
-    return [backend.to_cpu(a) for a in (top[0].data, bottom[0].diff, *(b.diff for b in layer.blobs))]
+    arrays = (top[0].data, bottom[0].diff, *(b.diff for b in layer.blobs))
+    return [backend.to_cpu(a) for a in arrays]
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not backend.has_gpu(), reason="needs CuPy and a CUDA device")
-@pytest.mark.parametrize("extra, shape", [("kernel_size: 3 stride: 2 pad: 1 group: 2", (2, 4, 9, 8)),
-                                          ("kernel_size: 3 pad: 1", (2, 3, 20, 20)),
-                                          ("kernel_size: 1", (2, 3, 4, 4))])
+@pytest.mark.parametrize("extra, shape", [
+    ("kernel_size: 3 stride: 2 pad: 1 group: 2", (2, 4, 9, 8)),
+    ("kernel_size: 3 pad: 1", (2, 3, 20, 20)),
+    ("kernel_size: 1", (2, 3, 4, 4))])
 def test_convolution_cpu_gpu_parity(extra, shape):
     text, x = conv_text(6, extra), np.random.default_rng(8).standard_normal(shape)
     cpu = _forward_backward(text, x)

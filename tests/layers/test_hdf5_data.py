@@ -70,3 +70,15 @@ def test_hdf5_data_bad_source(tmp_path):
         layer_for(tmp_path / "list.txt", batch=2)
     with pytest.raises(ConfigError, match="hdf5_data_param.batch_size"):
         layer_for(write_files(tmp_path), batch=0)
+
+
+@pytest.mark.gpu
+def test_hdf5_data_fills_gpu_tops(tmp_path):
+    from dist_caffe import backend
+    backend.set_mode_gpu()
+    try:
+        layer, bottom, top = layer_for(write_files(tmp_path), batch=3)
+        layer.forward(bottom, top)
+        np.testing.assert_array_equal(backend.to_cpu(top[1].data), [0, 1, 2])
+    finally:
+        backend.set_mode_cpu()

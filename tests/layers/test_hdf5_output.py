@@ -37,3 +37,19 @@ def test_hdf5_output_bad_config_names_field(tmp_path):
     bad = f"type: 'HDF5Output' hdf5_output_param {{ file_name: '{tmp_path / 'no' / 'o.h5'}' }}"
     with pytest.raises(ConfigError, match="cannot create"):
         setup_layer(make_layer(bad), [np.ones((2, 3)), np.ones(2)], num_top=0)
+
+
+@pytest.mark.gpu
+def test_hdf5_output_writes_gpu_blobs(tmp_path):
+    from dist_caffe import backend
+    backend.set_mode_gpu()
+    try:
+        path = tmp_path / "gpu.h5"
+        layer = make_layer(f"type: 'HDF5Output' hdf5_output_param {{ file_name: '{path}' }}")
+        bottom, top = setup_layer(layer, [np.ones((2, 3)), np.array([1.0, 2.0])], num_top=0)
+        layer.forward(bottom, top)
+        layer.close()
+        with h5py.File(path, "r") as f:
+            np.testing.assert_array_equal(f["label"][()], [1.0, 2.0])
+    finally:
+        backend.set_mode_cpu()

@@ -128,7 +128,8 @@ def _forward_backward(text, x):
     layer.run_forward(bottom, top)
     top[0].diff = np.random.default_rng(7).standard_normal(top[0].shape)
     layer.run_backward(top, [True], bottom)
-    return [backend.to_cpu(a) for a in (top[0].data, bottom[0].diff, *(b.diff for b in layer.blobs))]
+    arrays = (top[0].data, bottom[0].diff, *(b.diff for b in layer.blobs))
+    return [backend.to_cpu(a) for a in arrays]
 
 
 @pytest.mark.gpu

@@ -53,8 +53,8 @@ def test_lrn_across_channels_forward(size, alpha, beta, k):
     layer = make_layer(lrn_text(f"local_size: {size} alpha: {alpha} beta: {beta} k: {k}"))
     bottom, top = setup_layer(layer, [x])
     layer.forward(bottom, top)
-    np.testing.assert_allclose(top[0].data, reference_across(x, size, f32(alpha), f32(beta), f32(k)),
-                               rtol=1e-12)
+    expected = reference_across(x, size, f32(alpha), f32(beta), f32(k))
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("size, alpha, beta", [(3, 0.5, 0.75), (5, 2.0, 0.75), (1, 0.4, 1.0)])

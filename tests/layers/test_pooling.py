@@ -67,7 +67,8 @@ GEOMETRIES = [  # (params, H, W, kernel, stride, pad)
     ("kernel_size: 2 stride: 2 pad: 1", 5, 8, (2, 2), (2, 2), (1, 1)),   # last window dropped
     ("kernel_size: 3 stride: 1 pad: 1", 5, 4, (3, 3), (1, 1), (1, 1)),
     ("kernel_size: 2 stride: 2", 8, 6, (2, 2), (2, 2), (0, 0)),
-    ("kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0", 6, 5, (3, 2), (2, 1), (1, 0)),
+    ("kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0", 6, 5,
+     (3, 2), (2, 1), (1, 0)),
     ("kernel_size: 4 stride: 3 pad: 2", 9, 10, (4, 4), (3, 3), (2, 2)),
 ]
 
@@ -95,8 +96,8 @@ def test_pooling_forward_backward_match_reference(method, params, h, w, k, s, p)
     dy = rng.standard_normal(y.shape)
     top[0].diff[...] = dy
     layer.backward(top, [True], bottom)
-    np.testing.assert_allclose(bottom[0].diff, reference_pool_backward(x, dy, method, k, s, p, mask),
-                               rtol=1e-12, atol=1e-14)
+    expected = reference_pool_backward(x, dy, method, k, s, p, mask)
+    np.testing.assert_allclose(bottom[0].diff, expected, rtol=1e-12, atol=1e-14)
 
 
 def test_max_pooling_routes_ties_to_the_first_maximum():
@@ -127,7 +128,8 @@ def test_global_pooling(method):
     layer = make_layer(pool_text(f"pool: {method} global_pooling: true"))
     bottom, top = setup_layer(layer, [x])
     layer.forward(bottom, top)
-    ref = x.max(axis=(2, 3), keepdims=True) if method == "MAX" else x.mean(axis=(2, 3), keepdims=True)
+    reduce = x.max if method == "MAX" else x.mean
+    ref = reduce(axis=(2, 3), keepdims=True)
     np.testing.assert_allclose(top[0].data, ref, rtol=1e-12)
     dy = rng.standard_normal((2, 3, 1, 1))
     top[0].diff[...] = dy

@@ -97,3 +97,36 @@ def test_checksum_stops_every_rank_naming_the_diverged_one(tmp_path):
         iteration, message = (tmp_path / f"error_rank{r}.txt").read_text().split("\n", 1)
         assert iteration == "3"
         assert "replicas diverged at iteration 3: rank 1 differs from rank 0 in fc[0]" in message
+
+
+class Peers:
+    """What the watchdog reads of a communicator (no MPI: pid checks only)."""
+
+    def __init__(self, peers):
+        import socket
+        self.rank, self.size = 0, len(peers)
+        self.peers = [(socket.gethostname(), pid) for pid in peers]
+
+
+def test_watchdog_names_a_dead_local_rank_within_its_interval():
+    import subprocess
+    import sys
+    import time
+    from dist_caffe.parallel.watchdog import Watchdog
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    lost = []
+    dog = Watchdog(Peers([os.getpid(), child.pid]), interval_s=0.05,
+                   on_lost=lambda rank, message: lost.append((rank, message)), hint="Resume.")
+    try:
+        time.sleep(0.3)
+        assert lost == []                      # alive: nothing to report
+        child.kill()
+        child.wait()
+        deadline = time.monotonic() + 5
+        while not lost and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        dog.stop()
+    assert lost and lost[0][0] == 1
+    assert f"rank 0: lost rank 1 (pid {child.pid} on " in lost[0][1]
+    assert "its process is gone" in lost[0][1] and lost[0][1].endswith("Resume.")

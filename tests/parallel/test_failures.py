@@ -135,11 +135,10 @@ def check_snapshots_intact(workdir):
         net.copy_from(str(model))
 
 
-def kill_rank1_mid_training(workdir, flags=()):
+def kill_rank1_mid_training(workdir):
     for old in workdir.glob("snap/*"):
         old.unlink()
-    (workdir / "snap").mkdir(exist_ok=True)
-    run = Run(mpiexec_cmd(2, flags) + TRAIN + ["-solver", "solver.prototxt"], workdir)
+    run = Run(mpiexec_cmd(2) + TRAIN + ["-solver", "solver.prototxt"], workdir)
     pid1 = int(run.wait_for(r"rank 1: pid (\d+) on")[1])
     run.wait_for(r"Snapshotting solver state to binary proto file snap/digits_iter_60")
     import os
@@ -170,13 +169,21 @@ def test_killed_rank_stops_the_job_naming_it_and_resume_on_one_process(workdir):
 
 
 @pytest.mark.mpi
-def test_watchdog_names_the_lost_rank_when_the_launcher_does_not_kill(workdir):
-    """mpiexec -disable-auto-cleanup leaves the survivors running: our failure detector must
-    stop rank 0 within the bound, with a message naming rank 1 and how to resume."""
-    run, pid1, rc, seconds = kill_rank1_mid_training(workdir, flags=["-disable-auto-cleanup"])
+def test_hung_rank_is_named_by_the_heartbeat_watchdog(workdir):
+    """A rank that hangs (SIGSTOP) is not dead, so no launcher notices: the heartbeats must.
+    Rank 0 stops with a message naming rank 1 within the heartbeat timeout (+ a second)."""
+    for old in workdir.glob("snap/*"):
+        old.unlink()
+    run = Run(mpiexec_cmd(2) + TRAIN + ["-solver", "solver.prototxt", "--heartbeat-timeout", "4"],
+              workdir)
+    pid1 = int(run.wait_for(r"rank 1: pid (\d+) on")[1])
+    run.wait_for(r"Snapshotting solver state to binary proto file snap/digits_iter_60")
+    import os
+    os.kill(pid1, signal.SIGSTOP)
+    rc, seconds = run.finish(timeout=60)
     assert rc != 0 and seconds < DETECT_S, run.text[-3000:]
-    assert re.search(rf"rank 0: lost rank 1 \(pid {pid1} on \S+\): its process is gone",
-                     run.text), run.text[-3000:]
+    assert re.search(rf"rank 0: lost rank 1 \(pid {pid1} on \S+\): no heartbeat for [4-9] s "
+                     r"\(dead or hung\)", run.text), run.text[-3000:]
     assert "Resume from the last snapshot with -snapshot" in run.text
     check_snapshots_intact(workdir)
 

@@ -108,3 +108,40 @@ def test_iter_size_equals_larger_batch(make_solver, tmp_path):
     a, b = zip(*losses)
     np.testing.assert_allclose(a, b, rtol=1e-5)   # the displayed loss is the mean over passes
     assert not np.allclose(init.layer[1].blobs[0].data, small.net.params["ip1"][0].data.ravel())
+
+
+@pytest.mark.parametrize("reg", ["L2", "L1"])
+@pytest.mark.parametrize("kind", list(RULES))
+def test_fused_kernel_path_matches_xp_path(make_solver, kind, reg):
+    """kernels/solver_updates.cu (the GPU path), run through the g++ shim, takes the same
+    steps as the numpy path, history included."""
+    shim = pytest.importorskip("dist_caffe.testing.kernel_shim")
+    text = f'type: "{kind}" {COMMON} {RULES[kind]} regularization_type: "{reg}"'
+    plain, fused = make_solver(text, frozen=True), make_solver(text, frozen=True)
+    launched = []
+
+    class Spy:
+        def call(self, filename, name, *args):
+            launched.append(name)
+            shim.SHIM.call(filename, name, *args)
+    fused.kernel_library = Spy()
+    g = np.random.default_rng(4)
+    for it in range(3):
+        diff = g.normal(size=plain.net.param_diff.size).astype(np.float32) * (3 if it else 0.2)
+        diff[plain.net.learnable_count:] = 0
+        for solver in (plain, fused):
+            solver.iter = it
+            solver.net.param_diff[...] = diff
+            solver.apply_update()
+    assert launched == [f"solver_updates_{kind.lower()}"] * 3
+    np.testing.assert_allclose(fused.net.param_data, plain.net.param_data, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(fused.history, plain.history, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(fused.net.param_diff, plain.net.param_diff, rtol=1e-4, atol=1e-9)
+
+
+def test_per_element_rates_keep_the_xp_path(make_solver):
+    solver = make_solver(f'type: "SGD" {COMMON} momentum: 0.9')
+    solver.kernel_library = object()                 # would fail if it were used
+    solver.param_rates = lambda rate: solver.lr_mult * np.float32(rate)   # e.g. LARS
+    solver.net.param_diff[...] = 1
+    solver.apply_update()
