@@ -3,6 +3,7 @@ import numpy as np
 
 from . import backend
 from .memory import SyncedMemory
+from .proto import packed
 
 MAX_BLOB_AXES = 32
 
@@ -168,14 +169,15 @@ class Blob:
             self.reshape(shape)
         elif not shape_fits(self.shape, shape):
             raise ValueError(f"shape mismatch: blob {self.shape}, proto {shape}")
-        for field, target in (("data", "data"), ("diff", "diff")):
-            values = getattr(proto, "double_" + field) or getattr(proto, field)
-            if len(values) == 0:
+        for field in ("data", "diff"):
+            name = "double_" + field if len(getattr(proto, "double_" + field)) else field
+            if len(getattr(proto, name)) == 0:
                 continue
-            if len(values) != self.count:
-                raise ValueError(f"BlobProto has {len(values)} {field} values for shape {shape} "
+            values = packed.get_values(proto, name)
+            if values.size != self.count:
+                raise ValueError(f"BlobProto has {values.size} {field} values for shape {shape} "
                                  f"({self.count} expected): the file is truncated or corrupt")
-            setattr(self, target, np.asarray(values, dtype=self.dtype).reshape(self.shape))
+            setattr(self, field, values.astype(self.dtype, copy=False).reshape(self.shape))
         return self
 
     def to_proto(self, proto=None, write_diff=False):
@@ -185,10 +187,10 @@ class Blob:
             proto = caffe_pb2.BlobProto()
         proto.Clear()
         proto.shape.dim.extend(self.shape)
-        double = self.dtype == np.float64
-        (proto.double_data if double else proto.data).extend(backend.to_cpu(self.data).ravel().tolist())
+        prefix = "double_" if self.dtype == np.float64 else ""
+        packed.set_values(proto, prefix + "data", backend.to_cpu(self.data).ravel())
         if write_diff:
-            (proto.double_diff if double else proto.diff).extend(backend.to_cpu(self.diff).ravel().tolist())
+            packed.set_values(proto, prefix + "diff", backend.to_cpu(self.diff).ravel())
         return proto
 
     def __repr__(self):

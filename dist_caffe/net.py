@@ -121,11 +121,12 @@ class Net:
     """A net built from a prototxt path or NetParameter, in one phase.
 
     pycaffe forms: Net(prototxt, phase), Net(prototxt, weights, phase), Net(prototxt, phase,
-    weights=...); plus level/stages (NetState) and dtype (float64 for gradient checks).
+    weights=...); plus level/stages (NetState), dtype (float64 for gradient checks) and
+    source (the file name error messages give for a NetParameter).
     """
 
     def __init__(self, net, *args, weights=None, phase=None, level=0, stages=(),
-                 dtype=np.float32):
+                 dtype=np.float32, source=None):
         for a in args:
             if isinstance(a, (str, os.PathLike)):
                 weights = a
@@ -134,6 +135,7 @@ class Net:
         is_path = isinstance(net, os.PathLike) or (isinstance(net, str) and "{" not in net)
         self.source = str(net) if is_path else "<NetParameter>" if not isinstance(net, str) \
             else "<string>"
+        self.source = source or self.source  # the file a NetParameter came from, for messages
         param = read_net_param(net) if isinstance(net, (str, os.PathLike)) else net
         param, _ = upgrade_net(param)
         state = caffe_pb2.NetState()

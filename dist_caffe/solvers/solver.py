@@ -103,13 +103,8 @@ class Solver(Update):
 
     @staticmethod
     def _build_net(net_param, name, phase):
-        """A Net whose messages name its file rather than '<NetParameter>'."""
-        try:
-            net = Net(net_param, phase=phase)
-        except ConfigError as e:
-            raise ConfigError(str(e).replace("<NetParameter>", name)) from None
-        net.source = name
-        return net
+        """A Net whose messages name its file."""
+        return Net(net_param, phase=phase, source=name)
 
     def add_callback(self, on_start, on_gradients_ready):
         """pycaffe's Solver.add_callback: on_start() before each iteration's passes,

@@ -1,6 +1,7 @@
 """Caffe-style flags on argparse: `-solver x`, `--solver x` and `--solver=x` all work."""
 import argparse
 import re
+import sys
 
 _SINGLE_DASH_LONG = re.compile(r"^-([A-Za-z][A-Za-z0-9_]+)(=.*)?$")
 
@@ -28,5 +29,5 @@ class Parser(argparse.ArgumentParser):
         return self.parse_args(normalize(argv))
 
     def error(self, message):
-        self.print_usage()
+        self.print_usage(sys.stderr)
         raise UsageError(f"{self.prog}: error: {message}")

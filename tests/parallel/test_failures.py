@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .conftest import REPO, child_env, mpiexec_cmd
+from .conftest import child_env, mpiexec_cmd
 
 NET = """
 name: "digits_conv"
