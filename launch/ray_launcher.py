@@ -169,7 +169,7 @@ def _wait(ray, refs, places):
             continue
         # A peer blocked in an all-reduce with a dead actor may fail first: give the others a
         # moment to report, then name dead actors before the ranks that merely lost them.
-        more, _ = ray.wait(list(pending), num_returns=len(pending), timeout=3.0)
+        more = ray.wait(list(pending), num_returns=len(pending), timeout=3.0)[0] if pending else []
         for ref in more:
             rank = pending.pop(ref)
             try:

@@ -53,7 +53,7 @@ def pil_to_chw(img: Image.Image, color=None) -> np.ndarray:
 
 
 def decode_image(data: bytes, where: str, color=None) -> np.ndarray:
-    """Decode JPEG/PNG/... bytes to a CHW BGR uint8 array; DataError if truncated or not an image."""
+    """JPEG/PNG/... bytes as a CHW BGR uint8 array; DataError if truncated or not an image."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()

@@ -40,8 +40,8 @@ class LmdbReader:
     """Records of rank `rank` of `size` from LMDB `source`, as a stream over epochs.
 
     `next_records(k)` returns the next k (key, value) pairs of this rank's shard; at the end
-    of an epoch it goes on with the next one (reshuffled when `shuffle`), see ShardStream. `start` skips that
-    many records of the stream first (Caffe's rand_skip). Counters for tests and logs:
+    of an epoch it goes on with the next one (reshuffled when `shuffle`; see ShardStream).
+    `start` skips that many records of the stream first (Caffe's rand_skip). Counters:
     `values_read`, `seeks`, and with `track_reads` the DB indices read, in `read_indices`.
     """
 
@@ -58,9 +58,6 @@ class LmdbReader:
         self._numbering, self._keys = self._probe_numbering(), None
         self.stream = sharding.ShardStream(self.n, rank, size, shuffle, seed, start)
         self._last = None  # index the cursor rests on, in the current transaction
-
-    def where(self, key):
-        return f"LMDB '{self.source}' key '{key.decode(errors='replace')}'"
 
     def _probe_numbering(self):
         with self.env.begin() as txn, txn.cursor() as cur:

@@ -3,12 +3,14 @@
 Each is read from an environment variable (so it reaches every rank under mpirun/srun/Ray),
 and `configure(...)` overrides it from Python or a command-line flag:
 
-| option          | environment variable         | default                    |
-|-----------------|------------------------------|----------------------------|
-| skip_corrupt    | DIST_CAFFE_SKIP_CORRUPT=1    | off: a corrupt record stops training with a DataError |
-| shuffle         | DIST_CAFFE_SHUFFLE=1         | off: Data layers read in key order (as Caffe); TRAIN only |
-| shuffle_seed    | DIST_CAFFE_SHUFFLE_SEED=N    | 1 (must be equal on every rank) |
-| decode_workers  | DIST_CAFFE_DECODE_WORKERS=N  | min(4, CPUs / ranks on the node), per data layer with encoded images; 0 = decode in the prefetch thread |
+| option         | environment variable        | default                                      |
+|----------------|-----------------------------|----------------------------------------------|
+| skip_corrupt   | DIST_CAFFE_SKIP_CORRUPT=1   | off: a corrupt record stops with a DataError |
+| shuffle        | DIST_CAFFE_SHUFFLE=1        | off: key order, as Caffe (TRAIN nets only)   |
+| shuffle_seed   | DIST_CAFFE_SHUFFLE_SEED=N   | 1 (must be equal on every rank)              |
+| decode_workers | DIST_CAFFE_DECODE_WORKERS=N | min(4, CPUs / ranks on the node)             |
+
+decode_workers is per data layer reading encoded images; 0 decodes in the prefetch thread.
 """
 import dataclasses
 import os

@@ -82,11 +82,12 @@ class _Producer:
             _, _, _, source_shape, window_shape = result
             self.t.check(source_shape, self.where(task[1]))
             if window_shape != self.shape[1:]:
-                raise DataError(f"{self.where(task[1])}: image is {source_shape}, giving "
-                                f"{window_shape} after cropping, but this layer's images are "
-                                f"{self.shape[1:]} (from the first record); resize all images "
-                                "alike (convert_imageset -resize_height/-resize_width) or set "
-                                "crop_size")
+                fix = ("decode all alike with transform_param.force_color (or force_gray)"
+                       if window_shape[0] != self.shape[1] else "resize all images alike "
+                       "(convert_imageset -resize_height/-resize_width) or set crop_size")
+                raise DataError(f"{self.where(task[1])}: image is {source_shape} (C, H, W), "
+                                f"giving {window_shape} after cropping, but this layer's images "
+                                f"are {self.shape[1:]} (from the first record); {fix}")
             return True
         except DataError as e:
             if not self.skip_corrupt:

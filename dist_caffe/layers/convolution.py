@@ -10,7 +10,8 @@ from ..layer import Layer, register_layer
 # images (and its backward then redoes im2col instead of keeping the forward's matrix).
 COL_BUFFER_BYTES = 256 << 20
 # Outputs at most this wide put the batch innermost in the im2col columns (see im2col.py):
-# measured faster for LeNet's 8x8 and AlexNet's 13x13 layers, slower for 28x28 and wider.
+# measured up to 2x faster for 8x8 to 16x16 outputs (LeNet, CIFAR, AlexNet's conv3-5), about
+# even near 27x27, slower from 32x32 on.
 BATCH_INNER_MAX_WIDTH = 16
 
 
@@ -53,6 +54,9 @@ class ConvolutionLayer(Layer):
     equal_num_bottom_top = True
 
     def layer_setup(self, bottom, top):
+        if any(t is b for t in top for b in bottom):
+            raise self.error("top", "this layer cannot compute in place; give its top a name of "
+                                    "its own")
         p = self.param.convolution_param
         shape = bottom[0].shape
         try:

@@ -18,6 +18,9 @@ class InnerProductLayer(Layer):
     exact_num_bottom = exact_num_top = 1
 
     def layer_setup(self, bottom, top):
+        if any(t is b for t in top for b in bottom):
+            raise self.error("top", "this layer cannot compute in place; give its top a name of "
+                                    "its own")
         p = self.param.inner_product_param
         self.num_output, self.bias_term, self.transpose = p.num_output, p.bias_term, p.transpose
         if self.num_output < 1:

@@ -46,6 +46,9 @@ class PoolingLayer(Layer):
     exact_num_bottom, min_top, max_top = 1, 1, 2
 
     def layer_setup(self, bottom, top):
+        if any(t is b for t in top for b in bottom):
+            raise self.error("top", "this layer cannot compute in place; give its top a name of "
+                                    "its own")
         p = self.param.pooling_param
         self.method = p.pool
         if p.pool == STOCHASTIC:
@@ -120,38 +123,38 @@ class PoolingLayer(Layer):
         best = top[0].data
         if self._is_global():
             flat = x.reshape(x.shape[:2] + (-1,))
-            index = flat.argmax(axis=-1).reshape(best.shape)   # the first maximum
+            self.index = flat.argmax(axis=-1).reshape(best.shape)   # the first maximum
             best[...] = flat.max(axis=-1).reshape(best.shape)
         else:
             win = self._windows(x, -xp.inf)
             best[...] = win[:, :, 0, 0]
             for i, j in self._offsets():
                 xp.fmax(best, win[:, :, i, j], out=best)
-            # The offset o = i * kw + j of each window's first maximum (Caffe's strict `>` scan
-            # keeps the earliest): K minus the largest K - o over the offsets equal to the max.
-            # Branch-free and in a small integer type, because masked stores are slow.
-            k = self.kernel[0] * self.kernel[1]
-            itype = xp.dtype(xp.int8 if k < 128 else xp.int32).type
-            first, hit = xp.zeros(best.shape, itype), xp.empty(best.shape, bool)
-            term = xp.empty(best.shape, itype)
-            for o, (i, j) in enumerate(self._offsets()):
-                xp.equal(win[:, :, i, j], best, out=hit)
-                xp.multiply(hit, itype(k - o), out=term)
-                xp.maximum(first, term, out=first)
-            arg = k - first.astype(xp.int32)
-            index = self._plane_index(arg, xp)
-        n, c = best.shape[:2]
-        plane = self.size[0] * self.size[1]
-        self.argmax = index + (xp.arange(n * c) * plane).reshape(n, c, 1, 1)  # into bottom, flat
+            self.index = self._first_max_index(win, best, xp)
         if len(top) > 1:
-            top[1].data[...] = index
+            top[1].data[...] = self.index
 
-    def _plane_index(self, arg, xp):
-        """Window offsets -> indices h * W + w into the unpadded input plane (Caffe's mask)."""
-        kw, (sh, sw), (ph, pw) = self.kernel[1], self.stride, self.pad
-        ho = xp.arange(self.out[0]).reshape(-1, 1) * sh - ph
-        wo = xp.arange(self.out[1]) * sw - pw
-        return (ho + arg // kw) * self.size[1] + wo + arg % kw
+    def _first_max_index(self, win, best, xp):
+        """Index h * W + w in the input plane of each window's first maximum (Caffe's mask).
+
+        Caffe's strict `>` scan keeps the earliest offset o = i * kw + j holding the maximum:
+        that is k - (the largest k - o over the offsets equal to the max), found branch-free in
+        a small integer type (masked stores are slow), then mapped to plane offsets i * W + j.
+        """
+        k, width = self.kernel[0] * self.kernel[1], self.size[1]
+        itype = xp.dtype(xp.int8 if k < 128 else xp.int32).type
+        first, hit = xp.zeros(best.shape, itype), xp.empty(best.shape, bool)
+        term = xp.empty(best.shape, itype)
+        offsets = list(self._offsets())
+        for o, (i, j) in enumerate(offsets):
+            xp.equal(win[:, :, i, j], best, out=hit)
+            xp.multiply(hit, itype(k - o), out=term)
+            xp.maximum(first, term, out=first)
+        shift = xp.asarray([0] + [i * width + j for i, j in reversed(offsets)], dtype=xp.int32)
+        (sh, sw), (ph, pw) = self.stride, self.pad
+        start = ((xp.arange(self.out[0], dtype=xp.int32) * sh - ph).reshape(-1, 1) * width
+                 + xp.arange(self.out[1], dtype=xp.int32) * sw - pw)  # each window's corner
+        return xp.take(shift, first) + start
 
     def _forward_ave(self, x, y, xp):
         if self._is_global():
@@ -177,8 +180,11 @@ class PoolingLayer(Layer):
         dy, dx = top[0].diff, bottom[0].diff
         xp = get_array_module(dy)
         if self.method == MAX:   # each top cell adds its gradient to its argmax
+            n, c = dy.shape[:2]
+            plane = self.size[0] * self.size[1]
+            flat = self.index + (xp.arange(n * c) * plane).reshape(n, c, 1, 1)
             dx[...] = 0
-            xp.add.at(dx.reshape(-1), self.argmax.reshape(-1), dy.reshape(-1))
+            xp.add.at(dx.reshape(-1), flat.reshape(-1), dy.reshape(-1))
             return
         if self._is_global():
             dx[...] = dy / (self.size[0] * self.size[1])

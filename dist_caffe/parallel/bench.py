@@ -11,9 +11,13 @@
     python -m dist_caffe.parallel.bench all          # the three above, one table each
 
 Training runs use the configs/ nets with their Data layers swapped for Input layers (random
-images, no data loading), SGD with momentum, the default buckets. Bus bandwidth follows
-nccl-tests: algbw = bytes / time, busbw = algbw x 2(n-1)/n. "hidden" = 1 - (time the solver
-waits for gradients after backward) / (time the same buckets take to all-reduce alone).
+images, no data loading), SGD with momentum, the default buckets. "2 alone" is two single
+processes running at once without talking — the most 2 x 1 thread can give on this machine
+(memory bandwidth, caches, other load); "of ceiling" is data parallelism's share of it.
+Bus bandwidth follows nccl-tests: algbw = bytes / time, busbw = algbw x 2(n-1)/n.
+"hidden" = 1 - (all-reduce time left after the slowest rank's backward) / (time the same
+buckets take to all-reduce alone); "wait" is what the solver waited, skew between the ranks
+included.
 Child processes get OMP/OPENBLAS/MKL_NUM_THREADS=1: one thread per rank.
 """
 import argparse
@@ -29,25 +33,27 @@ import numpy as np
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 NETS = {  # name: (prototxt, stored C,H,W, batch per rank, timed iterations)
-    "lenet": ("lenet_train_test.prototxt", (1, 28, 28), 64, 30),
-    "cifar_quick": ("cifar10_quick_train_test.prototxt", (3, 32, 32), 100, 8),
-    "caffenet": ("caffenet_train_val.prototxt", (3, 256, 256), 8, 3),
+    "lenet": ("lenet_train_test.prototxt", (1, 28, 28), 64, 100),
+    "cifar_quick": ("cifar10_quick_train_test.prototxt", (3, 32, 32), 100, 20),
+    "caffenet": ("caffenet_train_val.prototxt", (3, 256, 256), 8, 4),
 }
 SIZES_MB = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 # -- (1) all-reduce bandwidth --------------------------------------------------------
-def time_collective(fn, buf, barrier, reps):
-    """Median over reps of the slowest... of this rank's time for fn(buf) after a barrier."""
-    fn(buf)  # warm-up: connections, page faults
-    times = []
+def time_pair(ours, raw, buf, barrier, reps):
+    """Median times of ours(buf) and raw(buf) after a barrier each, the two interleaved rep by
+    rep, so a busy spell on a shared machine hits both alike."""
+    ours(buf), raw(buf)  # warm-up: connections, page faults
+    times = ([], [])
     for _ in range(reps):
-        barrier()
-        t0 = time.perf_counter()
-        fn(buf)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, out in ((ours, times[0]), (raw, times[1])):
+            barrier()
+            t0 = time.perf_counter()
+            fn(buf)
+            out.append(time.perf_counter() - t0)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def allreduce_rows(comm, raw, barrier, sizes_mb, reps):
@@ -55,8 +61,7 @@ def allreduce_rows(comm, raw, barrier, sizes_mb, reps):
     rows, n = [], comm.size
     for mb in sizes_mb:
         buf = np.ones(int(mb * (1 << 20)) // 4, np.float32)
-        ours = time_collective(comm.allreduce_mean, buf, barrier, reps)
-        theirs = time_collective(raw, buf, barrier, reps)
+        ours, theirs = time_pair(comm.allreduce_mean, raw, buf, barrier, reps)
         ours, theirs = (max(t) for t in zip(*comm.allgather_object((ours, theirs))))
         nbytes, factor = buf.nbytes, 2 * (n - 1) / n
         rows.append((mb, ours, theirs, nbytes / ours * factor / 1e9,
@@ -122,17 +127,33 @@ def train_throughput(comm, name, iters=None, batch=None, warmup=2, bucket_mb=Non
     out = {"net": name, "ranks": comm.size, "batch": batch, "iters": iters,
            "img_s": comm.size * batch * iters / seconds, "ms_iter": seconds / iters * 1e3,
            "params_mb": solver.net.learnable_count * 4 / 2 ** 20, "wait_ms": 0.0,
-           "alone_ms": 0.0, "hidden": None, "buckets": 0}
+           "exposed_ms": 0.0, "alone_ms": 0.0, "hidden": None, "buckets": 0}
     if reducer is not None:
-        waits = [ev[3] - ev[2] for ev in reducer.events if ev[0] == "wait"]
-        out["wait_ms"] = sum(waits) / len(waits) * 1e3
-        out["alone_ms"] = buckets_alone(comm, reducer) * 1e3
-        out["hidden"] = max(0.0, 1.0 - out["wait_ms"] / out["alone_ms"])
-        out["buckets"] = len(reducer.buckets)
-        # the slowest rank sets the pace: report its waits
-        out["wait_ms"] = max(comm.allgather_object(out["wait_ms"]))
-        out["hidden"] = max(0.0, 1.0 - out["wait_ms"] / out["alone_ms"])
+        out.update(overlap(comm, reducer))
     return out
+
+
+def overlap(comm, reducer):
+    """How much all-reduce time backward hid. Per iteration: E = (when the slowest rank had
+    its reduced gradients) - (when the slowest rank finished backward); nothing can be
+    reduced before every rank has finished backward, so E is the communication left exposed,
+    free of the ranks' skew. hidden = 1 - mean(E) / (the same buckets all-reduced alone).
+    Ranks of one node share perf_counter's clock (CLOCK_MONOTONIC)."""
+    mine, last_backward = [], None
+    for ev in reducer.events:
+        if ev[0] == "backward":
+            last_backward = ev[2]
+        elif ev[0] == "wait":
+            mine.append((last_backward, ev[2], ev[3]))  # backward end, wait start, wait end
+    table = comm.allgather_object(mine)
+    exposed = [max(r[i][2] for r in table) - max(r[i][0] for r in table)
+               for i in range(len(mine))]
+    waits = [max(r[i][2] - r[i][1] for r in table) for i in range(len(mine))]
+    alone = buckets_alone(comm, reducer)
+    e = statistics.mean(exposed)
+    return {"wait_ms": statistics.mean(waits) * 1e3, "exposed_ms": e * 1e3,
+            "alone_ms": alone * 1e3, "hidden": min(1.0, max(0.0, 1.0 - e / alone)),
+            "buckets": len(reducer.buckets)}
 
 
 def buckets_alone(comm, reducer, reps=3):
@@ -148,7 +169,7 @@ def buckets_alone(comm, reducer, reps=3):
     return max(comm.allgather_object(statistics.median(times[1:])))
 
 
-def run_worker(name, iters, batch):
+def run_worker(name, iters, batch, bucket_mb=None):
     """One rank of a scaling run (under mpiexec, or alone); rank 0 prints a JSON line."""
     from .mpi import in_mpi_job
     if in_mpi_job():
@@ -157,7 +178,7 @@ def run_worker(name, iters, batch):
     else:
         from .communicator import LocalCommunicator
         comm = LocalCommunicator()
-    out = train_throughput(comm, name, iters, batch)
+    out = train_throughput(comm, name, iters, batch, bucket_mb=bucket_mb)
     if comm.rank == 0:
         print("RESULT " + json.dumps(out), flush=True)
 
@@ -174,36 +195,61 @@ def _child(cmd, timeout=3600):
     raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
+def _flags(iters, batch, bucket_mb):
+    return [f"--{k}={v}" for k, v in (("iters", iters), ("batch", batch),
+                                       ("bucket-mb", bucket_mb)) if v]
+
+
 def single_process(name, iters=None, batch=None):
-    cmd = [sys.executable, "-m", "dist_caffe.parallel.bench", "_worker", name]
-    cmd += [f"--iters={iters}"] if iters else []
-    cmd += [f"--batch={batch}"] if batch else []
-    return _child(cmd)
+    return _child([sys.executable, "-m", "dist_caffe.parallel.bench", "_worker", name]
+                  + _flags(iters, batch, None))
 
 
-def two_ranks(name, iters=None, batch=None):
-    cmd = ["mpiexec", "-n", "2", sys.executable, "-m", "dist_caffe.parallel.bench", "_worker", name]
-    cmd += [f"--iters={iters}"] if iters else []
-    cmd += [f"--batch={batch}"] if batch else []
-    return _child(cmd)
+def independent_pair(name, iters=None, batch=None):
+    """Two single processes at once, not talking: what 2 x 1 thread can do on this machine
+    at best (shared memory bandwidth, caches, other load), the ceiling of data parallelism."""
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: single_process(name, iters, batch), range(2)))
+    return {"img_s": sum(r["img_s"] for r in runs)}
+
+
+def two_ranks(name, iters=None, batch=None, bucket_mb=None):
+    return _child(["mpiexec", "-n", "2", sys.executable, "-m", "dist_caffe.parallel.bench",
+                   "_worker", name] + _flags(iters, batch, bucket_mb))
 
 
 def print_scaling(pairs, title):
     print(title)
-    print(f"{'net':>12} {'batch/rank':>10} {'1x1 img/s':>10} {'2x1 img/s':>10} {'speed-up':>9} "
-          f"{'grad MB':>8} {'wait ms':>8} {'alone ms':>9} {'hidden':>7}")
+    print(f"{'net':>12} {'batch/rank':>10} {'1x1 img/s':>10} {'2 alone':>8} {'2x1 img/s':>10} "
+          f"{'speed-up':>9} {'of ceiling':>10} {'grad MB':>8} {'wait ms':>8} {'exposed ms':>11} "
+          f"{'alone ms':>9} {'hidden':>7}")
     for one, two in pairs:
-        print(f"{two['net']:>12} {two['batch']:>10} {one['img_s']:>10.1f} {two['img_s']:>10.1f} "
-              f"{two['img_s'] / one['img_s']:>8.2f}x {two['params_mb']:>8.1f} "
-              f"{two['wait_ms']:>8.1f} {two['alone_ms']:>9.1f} {two['hidden']:>7.0%}")
+        ceiling = one.get("pair_img_s")
+        print(f"{two['net']:>12} {two['batch']:>10} {one['img_s']:>10.1f} "
+              f"{ceiling or float('nan'):>8.1f} {two['img_s']:>10.1f} "
+              f"{two['img_s'] / one['img_s']:>8.2f}x "
+              f"{(two['img_s'] / ceiling if ceiling else float('nan')):>10.0%} "
+              f"{two['params_mb']:>8.1f} "
+              f"{two['wait_ms']:>8.1f} {two['exposed_ms']:>11.2f} {two['alone_ms']:>9.1f} "
+              f"{two['hidden']:>7.0%}")
 
 
-def run_scaling(nets, iters=None, batch=None):
+def median_run(runs):
+    """The run with the median img/s (the machine may be shared: one run can be unlucky)."""
+    return sorted(runs, key=lambda r: r["img_s"])[len(runs) // 2]
+
+
+def run_scaling(nets, iters=None, batch=None, bucket_mb=None, repeat=3):
     pairs = []
     for name in nets:
-        one = single_process(name, iters, batch)
-        two = two_ranks(name, iters, batch)
-        pairs.append((one, two))
+        ones, pairs_, twos = [], [], []
+        for _ in range(repeat):  # interleaved, so a busy spell hits every side alike
+            ones.append(single_process(name, iters, batch))
+            pairs_.append(independent_pair(name, iters, batch))
+            twos.append(two_ranks(name, iters, batch, bucket_mb))
+        one = dict(median_run(ones), pair_img_s=median_run(pairs_)["img_s"])
+        pairs.append((one, median_run(twos)))
     print_scaling(pairs, "(2)(3) weak scaling, mpi: 2 ranks x 1 thread vs 1 rank x 1 thread")
     return pairs
 
@@ -221,11 +267,11 @@ class _RayBench:
         return allreduce_rows(comm, lambda b: col.allreduce(b, group_name=comm.group),
                               comm.barrier, sizes_mb, reps)
 
-    def train(self, name, iters, batch):
-        return train_throughput(self.comm, name, iters, batch)
+    def train(self, name, iters, batch, bucket_mb):
+        return train_throughput(self.comm, name, iters, batch, bucket_mb=bucket_mb)
 
 
-def run_ray(nets, sizes_mb, reps, iters=None, batch=None, baselines=None):
+def run_ray(nets, sizes_mb, reps, iters=None, batch=None, bucket_mb=None, baselines=None):
     import ray
     env = dict(ONE_THREAD)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
@@ -240,7 +286,7 @@ def run_ray(nets, sizes_mb, reps, iters=None, batch=None, baselines=None):
         print_allreduce(rows, "ray comm", "raw collective")
         pairs = []
         for name in nets:
-            two = ray.get([a.train.remote(name, iters, batch) for a in actors])[0]
+            two = ray.get([a.train.remote(name, iters, batch, bucket_mb) for a in actors])[0]
             one = (baselines or {}).get(name) or single_process(name, iters, batch)
             pairs.append((one, two))
         print_scaling(pairs, "(4) weak scaling, ray: 2 actors x 1 thread vs 1 process x 1 thread")
@@ -259,6 +305,8 @@ def main(argv=None):
     p.add_argument("--nets", default=",".join(NETS), help=f"of {', '.join(NETS)}")
     p.add_argument("--iters", type=int, help="timed iterations per net (default: per net)")
     p.add_argument("--batch", type=int, help="batch per rank (default: per net)")
+    p.add_argument("--bucket-mb", type=float, help="gradient bucket size (default: trainer's)")
+    p.add_argument("--repeat", type=int, default=3, help="runs per configuration (median)")
     a = p.parse_args(argv)
     sizes = [float(s) if "." in s else int(s) for s in a.sizes.split(",")]
     nets = [n for n in a.nets.split(",") if n]
@@ -266,24 +314,25 @@ def main(argv=None):
         if n not in NETS:
             p.error(f"unknown net '{n}' (known: {', '.join(NETS)})")
     if a.what == "_worker":
-        return run_worker(a.net, a.iters, a.batch)
+        return run_worker(a.net, a.iters, a.batch, a.bucket_mb)
     if a.what == "allreduce":
         from .mpi import in_mpi_job
         if not in_mpi_job():
             p.error("run it under MPI: mpiexec -n 2 python -m dist_caffe.parallel.bench allreduce")
         run_mpi_allreduce(sizes, a.reps)
     if a.what == "scaling":
-        run_scaling(nets, a.iters, a.batch)
+        run_scaling(nets, a.iters, a.batch, a.bucket_mb, a.repeat)
     if a.what == "ray":
-        run_ray(nets, sizes, a.reps, a.iters, a.batch)
+        run_ray(nets, sizes, a.reps, a.iters, a.batch, a.bucket_mb)
     if a.what == "all":
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, **ONE_THREAD, PYTHONPATH=root)
         subprocess.run(["mpiexec", "-n", "2", sys.executable, "-m", "dist_caffe.parallel.bench",
                         "allreduce", f"--sizes={a.sizes}", f"--reps={a.reps}"], env=env,
                        check=True)
-        pairs = run_scaling(nets, a.iters, a.batch)
-        run_ray(nets, sizes, a.reps, a.iters, a.batch, {one["net"]: one for one, _ in pairs})
+        pairs = run_scaling(nets, a.iters, a.batch, a.bucket_mb, a.repeat)
+        run_ray(nets, sizes, a.reps, a.iters, a.batch, a.bucket_mb,
+                {one["net"]: one for one, _ in pairs})
     return 0
 
 

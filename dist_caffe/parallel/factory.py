@@ -30,7 +30,8 @@ def resolve(name="auto", gpu=None):
     name = (name or "auto").lower()
     if name != "auto":
         if name not in ENGINES:
-            raise ConfigError(f"--comm: unknown communicator '{name}' (known: {', '.join(names())})")
+            raise ConfigError(f"--comm: unknown communicator '{name}' "
+                              f"(known: {', '.join(names())})")
         return name
     gpu = backend.mode() == backend.GPU if gpu is None else gpu
     if in_mpi_job():

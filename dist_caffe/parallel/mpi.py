@@ -22,7 +22,7 @@ from ..errors import DistCaffeError
 from .communicator import Communicator, Handle
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("DIST_CAFFE_COMM_TIMEOUT", 1800))
-SPIN_S = 2.0  # busy-poll a pending collective this long before sleeping between polls
+SPIN_S = float(os.environ.get("DIST_CAFFE_SPIN_S", 2.0))  # busy-poll this long, then sleep
 
 
 def mpi_module():
@@ -108,13 +108,19 @@ class MpiCommunicator(Communicator):
     def _complete(self, request, what):
         """Wait for `request`, raising DistCaffeError after timeout_s instead of hanging.
 
-        Spins on Test() (as MPI_Wait itself would: latency is what small buckets pay) for
-        SPIN_S, then backs off to short sleeps, so a long wait for a slow peer costs no CPU."""
+        Spins on Test() as MPI_Wait itself would (latency is what small buckets pay), yielding
+        the CPU between polls like MPICH does (on a busy node the peer rank may need this very
+        core to make progress), for SPIN_S; then backs off to short sleeps, so a long wait for
+        a slow peer costs no CPU."""
         start = time.monotonic()
         spin_until, deadline, pause = start + SPIN_S, start + self.timeout_s, 1e-4
+        hot_until = start + 2e-4
         while not request.Test():
             now = time.monotonic()
+            if now < hot_until:
+                continue
             if now < spin_until:
+                os.sched_yield()
                 continue
             if now > deadline:
                 raise DistCaffeError(
@@ -136,8 +142,16 @@ class MpiCommunicator(Communicator):
             return Handle()
         request = self.comm.Iallreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
         handle = MpiHandle(self, request, host, buf, what)
-        self._pending.append(handle)
+        self._pending = [h for h in self._pending if not h.done] + [handle]
         return handle
+
+    def allreduce_mean(self, buf):
+        host = np.ascontiguousarray(backend.to_cpu(buf))
+        if self.size > 1:
+            self._complete(self.comm.Iallreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM),
+                           "all-reduce")
+            host /= self.size
+        backend.copy_into(buf, host)
 
     def allreduce_sum(self, buf):
         host = np.ascontiguousarray(backend.to_cpu(buf))

@@ -128,7 +128,8 @@ class Reducer:
             self.events.append(("backward", layer_index, now))
         if not self.armed:
             return
-        while self._next < len(self.buckets) and self.buckets[self._next].ready_layer >= layer_index:
+        buckets = self.buckets
+        while self._next < len(buckets) and buckets[self._next].ready_layer >= layer_index:
             self._start(self._next)
         if self._poll is not None and self.handles:
             self._poll()

@@ -1,5 +1,6 @@
-"""One replica's set-up: rank, size, local rank, device, seeds, logging, start-up broadcast,
-the failure detector and the cross-rank parameter checksum.
+"""One replica's set-up: rank, size, local rank, device, per-rank seeds, the start-up
+broadcast, the failure detector and the cross-rank parameter checksum. (Rank-0-only logging
+is dist_caffe.log's RankFilter; the launcher picks the device before the communicator.)
 
 Replicas must stay bit-identical: they start from rank 0's parameters (and solver history,
 when resuming), apply the same mean gradient and the same update. `check_replicas` proves

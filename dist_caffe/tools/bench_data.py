@@ -39,7 +39,8 @@ def synthetic_jpegs(n, size=256, quality=90, seed=0):
     out = []
     for _ in range(n):
         f = rng.uniform(1, 6, (3, 2))
-        img = np.stack([128 + 100 * np.sin(f[c, 0] * x * np.pi + f[c, 1] * y * 3) for c in range(3)], -1)
+        img = np.stack([128 + 100 * np.sin(f[c, 0] * x * np.pi + f[c, 1] * y * 3)
+                        for c in range(3)], -1)
         cy, cx, r = rng.uniform(0.2, 0.8, 3) * [1, 1, 0.4]
         img[(y - cy) ** 2 + (x - cx) ** 2 < r * r] *= rng.uniform(0.3, 1.2)
         img += rng.normal(0, 12, img.shape)
@@ -90,14 +91,16 @@ def pipeline_rate(db, batch_size, transform, batches, workers, record_bytes):
     for _ in range(8):       # warm-up: workers started, queue filled once
         net.forward()
     waited, start, cpu = layer.prefetcher.wait_s, time.perf_counter(), _cpu_seconds(pids)
+    main_cpu = time.process_time()
     for _ in range(batches):
         net.forward()
-    elapsed = time.perf_counter() - start
+    elapsed, main_cpu = time.perf_counter() - start, time.process_time() - main_cpu
     n = batch_size * batches
     result = {"rate": n / elapsed, "mb_in": n * record_bytes / elapsed / 1e6,
               "mb_out": net.blobs["data"].count * 4 * batches / elapsed / 1e6,
               "wait": (layer.prefetcher.wait_s - waited) / batches,
-              "worker_cpu": (_cpu_seconds(pids) - cpu) / n if pids else None}
+              "worker_cpu": (_cpu_seconds(pids) - cpu) / n if pids else None,
+              "main_cpu": main_cpu / n}
     layer.close()
     options.configure(decode_workers=None)
     return result
@@ -183,11 +186,13 @@ def main(argv=None):
         for workers, results in runs.items():
             r = max(results, key=lambda x: x["rate"])
             cpu = min(x["worker_cpu"] for x in results)
+            main_cpu = min(x["main_cpu"] for x in results)
             print(f"JPEG 256 -> crop 227 + mirror + mean + scale, batch 32, {workers} decode "
                   f"worker(s): {r['rate']:.0f} records/s = {100 * r['rate'] / ref:.1f}% of "
                   f"Pillow's rate, {r['mb_in']:.1f} MB/s in, {r['mb_out']:.1f} MB/s out, "
-                  f"wait/batch {r['wait'] * 1e3:.1f} ms; worker CPU {cpu * 1e3:.3f} ms per "
-                  f"image = {100 * ref_cpu / cpu:.1f}% of Pillow's efficiency")
+                  f"wait/batch {r['wait'] * 1e3:.1f} ms; CPU per image: workers "
+                  f"{cpu * 1e3:.3f} ms (= {100 * ref_cpu / cpu:.1f}% of Pillow's efficiency), "
+                  f"training process {main_cpu * 1e3:.3f} ms")
         if args.cifar:
             try:
                 waits, times = cifar_quick_waits(cifar, mean, args.cifar)

@@ -51,7 +51,8 @@ def convert(images_path, labels_path, db_path):
                         f"{len(labels)} labels; they must come from the same set")
     records = ((record_key(i), array_to_datum(img[None], int(label)))
                for i, (img, label) in enumerate(zip(images, labels)))
-    return write_records(db_path, records, len(images), f"convert_mnist {os.path.basename(db_path)}")
+    desc = f"convert_mnist {os.path.basename(db_path)}"
+    return write_records(db_path, records, len(images), desc)
 
 
 def main(argv):

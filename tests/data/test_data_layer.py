@@ -209,6 +209,7 @@ def test_no_process_outlives_an_interpreter_that_never_closed(tmp_path):
     out = subprocess.run([sys.executable, "-c", script, db, REPO], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+    assert "leaked" not in out.stderr          # the shared memory was unlinked too
     pids = [int(p) for p in out.stdout.split()]
     assert len(pids) == 3
     deadline = time.time() + 10

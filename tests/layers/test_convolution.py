@@ -5,6 +5,7 @@ import pytest
 from google.protobuf import text_format
 
 from dist_caffe import backend
+from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import TRAIN, create_layer
 from dist_caffe.layers import convolution
@@ -233,6 +234,11 @@ def test_convolution_matches_bvlc_caffe(conformance, name):
     if lp.bottom[0] == "data":   # read by this layer alone: its diff is this layer's
         close(bottom[0].diff, ref["diff/data"])
 
+
+def test_convolution_refuses_to_run_in_place():
+    blob = Blob((2, 3, 4, 4), np.float64)
+    with pytest.raises(ConfigError, match="in place"):
+        make_layer(conv_text(3, "kernel_size: 1")).setup([blob], [blob])
 
 def _forward_backward(text, x):
     layer = make_layer(text)

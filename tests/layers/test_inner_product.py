@@ -3,6 +3,7 @@ import pytest
 from google.protobuf import text_format
 
 from dist_caffe import backend
+from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import TRAIN, create_layer
 from dist_caffe.proto import caffe_pb2
@@ -121,6 +122,11 @@ def test_inner_product_matches_bvlc_caffe(conformance, case, name):
     for j, blob in enumerate(layer.blobs):
         close(blob.diff, ref[f"param_diff/{name}/{j}"])
 
+
+def test_inner_product_refuses_to_run_in_place():
+    blob = Blob((2, 3, 4, 4), np.float64)
+    with pytest.raises(ConfigError, match="in place"):
+        make_layer(ip_text(3)).setup([blob], [blob])
 
 def _forward_backward(text, x):
     layer = make_layer(text)

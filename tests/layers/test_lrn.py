@@ -3,6 +3,7 @@ import pytest
 from google.protobuf import text_format
 
 from dist_caffe import backend
+from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import TRAIN, create_layer
 from dist_caffe.proto import caffe_pb2
@@ -108,6 +109,11 @@ def test_lrn_matches_bvlc_caffe(conformance, name):
     np.testing.assert_allclose(top[0].data, expected, rtol=1e-4,
                                atol=1e-5 * np.abs(expected).max() + 1e-7)
 
+
+def test_lrn_refuses_to_run_in_place():
+    blob = Blob((2, 3, 4, 4), np.float64)
+    with pytest.raises(ConfigError, match="in place"):
+        make_layer(lrn_text("local_size: 3")).setup([blob], [blob])
 
 def _forward_backward(text, x):
     layer = make_layer(text)

@@ -5,6 +5,7 @@ import pytest
 from google.protobuf import text_format
 
 from dist_caffe import backend
+from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import TRAIN, create_layer
 from dist_caffe.proto import caffe_pb2
@@ -201,6 +202,11 @@ def test_pooling_matches_bvlc_caffe(conformance, name):
     np.testing.assert_allclose(top[0].data, expected, rtol=1e-4,
                                atol=1e-5 * np.abs(expected).max() + 1e-7)
 
+
+def test_pooling_refuses_to_run_in_place():
+    blob = Blob((2, 3, 4, 4), np.float64)
+    with pytest.raises(ConfigError, match="in place"):
+        make_layer(pool_text("kernel_size: 1")).setup([blob], [blob])
 
 def _forward_backward(text, x, num_top):
     layer = make_layer(text)

@@ -3,10 +3,15 @@
 Multi-process tests start their ranks themselves (so one `python -m pytest` runs everything)
 with one BLAS/OpenMP thread per rank and a timeout, and assert on the files and output.
 """
+import importlib.util
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,8 +24,8 @@ def child_env(**extra):
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in
-                                                       env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + paths)
     env.update(extra)
     return env
 
@@ -29,9 +34,7 @@ def mpiexec_cmd(n=2, flags=()):
     exe = shutil.which("mpiexec")
     if exe is None:
         pytest.skip("mpiexec not found (pip install 'dist_caffe[mpi]')")
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("mpi4py") is None:
         pytest.skip("mpi4py not installed (pip install 'dist_caffe[mpi]')")
     return [exe, *flags, "-n", str(n)]
 
@@ -60,3 +63,103 @@ def ray_cluster():
                                         "MKL_NUM_THREADS")}})
     yield ray
     ray.shutdown()
+
+
+# -- end-to-end training runs on the digits LMDBs -----------------------------------
+NET = """
+name: "digits_conv"
+layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TRAIN }
+        transform_param { scale: 0.00390625 }
+        data_param { source: "digits/digits_train_lmdb" batch_size: 16 backend: LMDB } }
+layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TEST }
+        transform_param { scale: 0.00390625 }
+        data_param { source: "digits/digits_test_lmdb" batch_size: 60 backend: LMDB } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 8 kernel_size: 5 stride: 2
+                            weight_filler { type: "xavier" } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "fc" type: "Convolution" bottom: "conv1" top: "fc"
+        convolution_param { num_output: 10 kernel_size: 12 weight_filler { type: "xavier" } } }
+layer { name: "accuracy" type: "Accuracy" bottom: "fc" bottom: "label" top: "accuracy"
+        include { phase: TEST } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+"""
+SOLVER = """
+net: "net.prototxt"
+test_iter: 6
+test_interval: {test_interval}
+base_lr: 0.05
+momentum: 0.9
+weight_decay: 0.0005
+lr_policy: "fixed"
+display: 10
+max_iter: {max_iter}
+snapshot: 20
+snapshot_prefix: "snap/digits"
+random_seed: 1
+"""
+TRAIN = [sys.executable, "-m", "dist_caffe.cli", "train"]
+DETECT_S = 15   # the bound on noticing a lost rank
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory):
+    """A run folder with the digits LMDBs, the net, and a long-running solver."""
+    d = tmp_path_factory.mktemp("digits_run")
+    subprocess.run([sys.executable, "-m", "dist_caffe.cli", "data", "digits", "--out",
+                    "digits"], cwd=d, env=child_env(), check=True, capture_output=True,
+                   timeout=120)
+    (d / "snap").mkdir()
+    (d / "net.prototxt").write_text(NET)
+    (d / "solver.prototxt").write_text(SOLVER.format(max_iter=200000, test_interval=1000))
+    (d / "short_solver.prototxt").write_text(SOLVER.format(max_iter=60, test_interval=30))
+    return d
+
+
+class Run:
+    """A training job whose merged output is read line by line in the background."""
+
+    def __init__(self, cmd, cwd):
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=child_env(), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def text(self):
+        return "".join(self.lines)
+
+    def wait_for(self, pattern, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.text)
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.kill()
+        pytest.fail(f"never saw {pattern!r}; output:\n{self.text[-4000:]}")
+
+    def finish(self, timeout):
+        t0 = time.monotonic()
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"the job did not end within {timeout} s of the kill (a hang):\n"
+                        f"{self.text[-4000:]}")
+        self.reader.join(timeout=10)
+        return rc, time.monotonic() - t0
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

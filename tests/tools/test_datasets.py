@@ -72,8 +72,8 @@ def train(tmp_path, solver, extra=()):
     """Run `dist-caffe train` from a folder laid out like the repo root; returns
     (final test accuracy, last iteration, wall seconds, log)."""
     (tmp_path / "configs").symlink_to(os.path.join(REPO, "configs"))
-    (tmp_path / "out").mkdir()
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.setdefault("OMP_NUM_THREADS", "1")   # small GEMMs: threads only contend
     start = time.time()
     proc = subprocess.run([sys.executable, "-m", "dist_caffe.cli", "train", "-solver",
                            f"configs/{solver}", *extra], cwd=tmp_path, env=env,
@@ -93,6 +93,7 @@ def test_lenet_on_digits_reaches_97_percent(tmp_path):
     accuracy, iters, wall, _ = train(tmp_path, "lenet_digits_solver.prototxt")
     print(f"LeNet on digits: test accuracy {accuracy:.4f} after {iters} iterations, {wall:.0f} s")
     assert accuracy >= 0.97
+    assert (tmp_path / "data" / "digits" / f"lenet_digits_iter_{iters}.caffemodel").exists()
 
 
 @pytest.mark.slow
