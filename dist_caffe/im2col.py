@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from . import backend, kernels
 from .backend import get_array_module
 
 
@@ -132,6 +133,12 @@ class ConvGeometry:
         return channels * self.kernel_count, num * self.out_count
 
 
+def _col_strides(g, num, batch_inner):
+    """(image, row, position) strides of the (C*K, N*P) matrix in the two column orders."""
+    p = g.out_count
+    return (1, p * num, num) if batch_inner else (p, num * p, 1)
+
+
 def im2col(x, geometry, batch_inner=False, out=None):
     """The (C*K, N*P) matrix of x's receptive fields (see the module docstring).
 
@@ -140,6 +147,13 @@ def im2col(x, geometry, batch_inner=False, out=None):
     xp = get_array_module(x)
     g, nd = geometry, geometry.nd
     num, channels = x.shape[:2]
+    if nd == 2 and backend.is_gpu_array(x):  # one kernel writes the matrix in either order
+        rows, cols = g.col_shape(num, channels)
+        out = xp.empty((rows, cols), x.dtype) if out is None else out.reshape(rows, cols)
+        kernels.call("im2col.cu", "im2col_im2col", num * channels * g.out_count,
+                     xp.ascontiguousarray(x), channels, *g.size, *g.kernel, *g.pad, *g.stride,
+                     *g.dilation, *g.out, *_col_strides(g, num, batch_inner), out)
+        return out
     if batch_inner:   # (C, *padded, N): output width and batch are adjacent in memory
         src = pad_spatial(x.transpose(tuple(range(1, nd + 2)) + (0,)), g.pad, g.pad, first_axis=1)
         view = windows(src, g.kernel, g.stride, g.dilation, g.out, first_axis=1)
@@ -163,6 +177,13 @@ def col2im(col, geometry, num, channels, batch_inner=False, out=None):
     """
     xp = get_array_module(col)
     g, nd = geometry, geometry.nd
+    if nd == 2 and backend.is_gpu_array(col):
+        shape = (num, channels) + g.size
+        out = xp.empty(shape, col.dtype) if out is None else out.reshape(shape)
+        kernels.call("im2col.cu", "im2col_col2im", out.size, xp.ascontiguousarray(col), channels,
+                     *g.size, *g.kernel, *g.pad, *g.stride, *g.dilation, *g.out,
+                     *_col_strides(g, num, batch_inner), out)
+        return out
     padded = tuple(n + 2 * p for n, p in zip(g.size, g.pad))
     written = False   # True when the sums went straight into `out`
     if batch_inner:

@@ -1,5 +1,12 @@
 """Shared fixtures: where ../shared/conformance lives, GPU skip, float tolerances."""
-from pathlib import Path
+import os
+
+# One BLAS thread per test process: CI's 2 cores are shared with the ranks and workers that
+# tests start, and oversubscribed OpenBLAS threads slow everything several-fold.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
 
 import pytest
 

@@ -1,4 +1,5 @@
 """LRN: local response normalisation across channels or within each channel."""
+from .. import kernels
 from ..backend import get_array_module
 from ..im2col import pad_spatial, pool_divisor
 from ..layer import Layer, register_layer
@@ -94,3 +95,23 @@ class LRNLayer(Layer):
             spread = window_sum(ratio / self._divisor(x), self.size, (2, 3))
             coeff = 2 * self.alpha * self.beta
         bottom[0].diff[...] = dy * self.scale_pow - coeff * x * spread
+
+    def forward_gpu(self, bottom, top):
+        if self.region != ACROSS_CHANNELS:  # Caffe has no kernel for it either
+            return self.forward(bottom, top)
+        x = bottom[0].data
+        n, c, h, w = x.shape
+        self.scale = get_array_module(x).empty_like(x)
+        kernels.call("lrn.cu", "lrn_fill_scale", n * h * w, x, c, h, w, self.size,
+                     self.alpha / self.size, self.k, self.scale)
+        kernels.call("lrn.cu", "lrn_compute_output", x.size, x, self.scale, -self.beta, top[0].data)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if self.region != ACROSS_CHANNELS:
+            return self.backward(top, propagate_down, bottom)
+        if propagate_down[0]:
+            x = bottom[0].data
+            n, c, h, w = x.shape
+            kernels.call("lrn.cu", "lrn_compute_diff", n * h * w, x, top[0].data, self.scale,
+                         top[0].diff, c, h, w, self.size, -self.beta,
+                         2 * self.alpha * self.beta / self.size, bottom[0].diff)

@@ -1,6 +1,7 @@
 """Pooling: MAX or AVE over 2-D windows (Caffe's ceil-rounded output size)."""
 import itertools
 
+from .. import kernels
 from ..backend import get_array_module
 from ..im2col import pad_spatial, pool_divisor, pool_out_size, windows
 from ..layer import Layer, register_layer
@@ -45,14 +46,19 @@ class PoolingLayer(Layer):
     type = "Pooling"
     exact_num_bottom, min_top, max_top = 1, 1, 2
 
+    def __new__(cls, param, *args, **kwargs):
+        # pool: STOCHASTIC is its own class (stochastic_pooling.py) behind the same type name.
+        if cls is PoolingLayer and param.pooling_param.pool == STOCHASTIC:
+            from .stochastic_pooling import StochasticPoolingLayer
+            cls = StochasticPoolingLayer
+        return super().__new__(cls)
+
     def layer_setup(self, bottom, top):
         if any(t is b for t in top for b in bottom):
             raise self.error("top", "this layer cannot compute in place; give its top a name of "
                                     "its own")
         p = self.param.pooling_param
         self.method = p.pool
-        if p.pool == STOCHASTIC:
-            raise self.error("pool", "STOCHASTIC pooling is not yet supported; use MAX or AVE")
         if len(top) > 1 and p.pool != MAX:
             method = caffe_pb2.PoolingParameter.PoolMethod.Name(p.pool)
             raise self.error("top", "only MAX pooling has a second top (the argmax mask); "
@@ -118,6 +124,31 @@ class PoolingLayer(Layer):
             self._forward_max(x, top, xp)
         else:
             self._forward_ave(x, top[0].data, xp)
+
+    def _kernel_geometry(self):
+        return (*self.size, *self.out, *self.kernel, *self.stride, *self.pad)
+
+    def forward_gpu(self, bottom, top):
+        x, y = bottom[0].data, top[0].data
+        if self.method != MAX:
+            return kernels.call("pooling.cu", "pooling_ave_forward", y.size, x,
+                                *self._kernel_geometry(), y)
+        self.index = get_array_module(x).empty(y.shape, "int32")  # h * W + w of the first max
+        kernels.call("pooling.cu", "pooling_max_forward", y.size, x, *self._kernel_geometry(),
+                     y, self.index)
+        if len(top) > 1:
+            top[1].data[...] = self.index
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        dy, dx = top[0].diff, bottom[0].diff
+        if self.method == MAX:
+            kernels.call("pooling.cu", "pooling_max_backward", dx.size, dy, self.index,
+                         *self._kernel_geometry(), dx)
+        else:
+            kernels.call("pooling.cu", "pooling_ave_backward", dx.size, dy,
+                         *self._kernel_geometry(), dx)
 
     def _forward_max(self, x, top, xp):
         best = top[0].data

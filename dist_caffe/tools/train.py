@@ -39,6 +39,12 @@ def build_parser(verb):
                    help="train: overrides max_iter; test: batches to score (default 50)")
     p.add_argument("--level", type=int, default=0, help="NetState level")
     p.add_argument("--stage", default="", help="NetState stages, comma-separated")
+    data = p.add_argument_group("input pipeline (see dist_caffe/data/options.py)")
+    data.add_argument("--decode_workers", type=int, help="decode processes per data layer")
+    data.add_argument("--shuffle", action="store_true", help="shuffle every epoch, then shard")
+    data.add_argument("--shuffle_seed", type=int, help="shuffle seed (equal on every rank)")
+    data.add_argument("--skip_corrupt", action="store_true",
+                      help="skip and count corrupt records instead of stopping")
     if verb == "train":
         p.add_argument("--sigint_effect", default="stop", choices=EFFECTS)
         p.add_argument("--sighup_effect", default="snapshot", choices=EFFECTS)
@@ -147,6 +153,9 @@ def main(argv):
     verb, rest = argv[0], argv[1:]
     parser = build_parser(verb)
     args = parser.parse(rest)
+    from ..data import options
+    options.configure(decode_workers=args.decode_workers, shuffle=args.shuffle or None,
+                      shuffle_seed=args.shuffle_seed, skip_corrupt=args.skip_corrupt or None)
     if verb == "train":
         if not args.solver:
             parser.error("need a solver definition to train: -solver solver.prototxt")

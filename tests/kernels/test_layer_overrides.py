@@ -262,3 +262,56 @@ def test_eltwise_override_partial_propagate_down(dtype):
     for body in ("operation: SUM coeff: 1 coeff: 2 coeff: 3", "operation: PROD", "operation: MAX"):
         check(f"type: 'Eltwise' eltwise_param {{ {body} }}", xs, dtype,
               propagate_down=[False, True, False])
+
+
+# -- vision: pooling, LRN, convolution (im2col/col2im kernels) ------------------------------
+
+POOLS = [
+    ("pool: MAX kernel_size: 3 stride: 2", (2, 3, 7, 7)),              # ceil-mode overhang
+    ("pool: MAX kernel_size: 3 stride: 2 pad: 1", (2, 2, 6, 5)),
+    ("pool: AVE kernel_size: 3 stride: 2 pad: 1", (2, 3, 7, 6)),       # divisor counts padding
+    ("pool: AVE kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2", (1, 2, 5, 7)),
+]
+
+
+@pytest.mark.parametrize("params, shape", POOLS)
+def test_pooling_override(params, shape, dtype):
+    launched = check(f"type: 'Pooling' pooling_param {{ {params} }}", [normal(shape)], dtype)
+    method = "max" if "MAX" in params else "ave"
+    assert set(launched["forward"]) == {f"pooling_{method}_forward"}
+
+
+def test_lrn_override(dtype):
+    text = "type: 'LRN' lrn_param { local_size: 5 alpha: 0.3 beta: 0.75 k: 2 }"
+    launched = check(text, [normal((2, 7, 3, 4))], dtype)
+    assert set(launched["backward"]) == {"lrn_compute_diff"}
+
+
+def _conv_pass(text, x, dtype):
+    layer = make_layer(text, dtype=dtype)
+    bottom, top = setup_layer(layer, [x], seed=3)
+    layer.forward(bottom, top)
+    top[0].diff[...] = normal(top[0].shape, seed=1)
+    layer.backward(top, [True], bottom)
+    return [top[0].data.copy(), bottom[0].diff.copy()] + [b.diff.copy() for b in layer.blobs]
+
+
+@pytest.mark.parametrize("params, shape", [
+    ("num_output: 4 kernel_size: 3 pad: 1", (2, 3, 6, 6)),
+    ("num_output: 4 kernel_size: 3 stride: 2 dilation: 2 group: 2", (2, 4, 9, 8)),
+    ("num_output: 6 kernel_h: 2 kernel_w: 3 pad_w: 1", (3, 2, 40, 33)),   # wide output: Caffe order
+])
+def test_convolution_on_the_im2col_kernels(params, shape, dtype, monkeypatch):
+    """Convolution's GPU path is its own code over im2col/col2im, which switch to the kernels
+    for device arrays: with the shim standing in, the results must not change."""
+    text = (f"type: 'Convolution' convolution_param {{ {params} "
+            "weight_filler { type: 'gaussian' std: 0.3 } bias_filler { type: 'gaussian' } }")
+    x = normal(shape)
+    want = _conv_pass(text, x, dtype)
+    from dist_caffe import im2col
+    monkeypatch.setattr(im2col.backend, "is_gpu_array", lambda a: True)
+    with shim_as_gpu() as launched:
+        got = _conv_pass(text, x, dtype)
+    assert "im2col_im2col" in launched and "im2col_col2im" in launched
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, **tolerances(dtype, 10))

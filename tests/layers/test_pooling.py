@@ -167,7 +167,6 @@ def test_pooling_gradient(method, params, shape):
 @pytest.mark.parametrize("params, tops, field", [
     ("pool: MAX kernel_size: 3 pad: 3", 1, "pad"),
     ("pool: AVE kernel_size: 2 pad: 2", 1, "pad"),
-    ("pool: STOCHASTIC kernel_size: 2", 1, "pool"),
     ("pool: MAX global_pooling: true kernel_size: 2", 1, "kernel_size"),
     ("pool: MAX global_pooling: true stride: 2", 1, "global_pooling"),
     ("pool: MAX", 1, "kernel_size"),

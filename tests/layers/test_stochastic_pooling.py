@@ -81,8 +81,6 @@ def test_stochastic_bad_config_names_field():
         setup_layer(stochastic(TRAIN), [positive((1, 1, 5, 5))], num_top=2)
 
 
-@pytest.mark.xfail(reason="needs the STOCHASTIC dispatch hook in layers/pooling.py (PoolingLayer.__new__)",
-                   strict=False)
 def test_pooling_type_dispatches_stochastic():
     layer = create_layer(text_format.Parse(TEXT, caffe_pb2.LayerParameter()), TRAIN, np.float64)
     assert isinstance(layer, StochasticPoolingLayer)
