@@ -147,13 +147,27 @@ class NcclCommunicator(Communicator):
                 buf /= self.size
         return NcclHandle(self.cp, self._done_event(), buf)
 
+    def _on_device(self, op, buf, *args):
+        """Run op on a device copy of a host buffer (test scores, checksums), then copy back."""
+        dev = self.cp.asarray(buf)
+        op(dev, *args)
+        self.cp.cuda.get_current_stream().synchronize()
+        buf[...] = dev.get()
+        return Handle()
+
     def start_allreduce_mean(self, buf, what="all-reduce"):
+        if not backend.is_gpu_array(buf):
+            return self._on_device(self.allreduce_mean, buf)
         return self._start(buf, mean=True)
 
     def allreduce_sum(self, buf):
+        if not backend.is_gpu_array(buf):
+            return self._on_device(self.allreduce_sum, buf)
         self._start(buf, mean=False).wait()
 
     def broadcast(self, buf, root=0):
+        if not backend.is_gpu_array(buf):
+            return self._on_device(self.broadcast, buf, root)
         kind = self._nccl_type(buf)
         self._after_compute()
         self.comm.bcast(buf.data.ptr, buf.size, kind, int(root), self.stream.ptr)

@@ -5,7 +5,9 @@
 
 Data layers with no database to read are replaced by Input layers of the same shape
 (`-input_shape C,H,W` gives the stored image size); inputs are Gaussian, labels 0.
-`--trace` writes a Chrome trace (chrome://tracing, Perfetto) of every layer's passes.
+`--trace` writes a Chrome trace (chrome://tracing, Perfetto) of every layer's passes; under
+`mpirun -n N` every rank times together and the trace gathers all ranks' rows on rank 0,
+with each gradient bucket's all-reduce and the waits for them.
 """
 import json
 import logging
@@ -63,11 +65,17 @@ def _sync():
         backend.require_cupy().cuda.Device().synchronize()
 
 
-def time_net(net, iterations, timeline=None):
-    """Per-layer mean forward/backward ms and the mean forward-backward ms per iteration."""
+def time_net(net, iterations, timeline=None, reducer=None):
+    """Per-layer mean forward/backward ms and the mean forward-backward ms per iteration.
+
+    With a reducer (under mpirun), its bucket all-reduces start from the backward hooks as in
+    training and each iteration waits for them, so the figures include communication."""
     n = len(net.layers)
     fwd, bwd, total = np.zeros(n), np.zeros(n), 0.0
     net.forward_backward()  # warm-up: allocations, kernel compilation
+    if reducer is not None:
+        reducer.wait()
+        reducer.clear_events()
     for _ in range(iterations):
         start = time.perf_counter()
         for i, layer in enumerate(net.layers):
@@ -91,6 +99,8 @@ def time_net(net, iterations, timeline=None):
                 timeline.add(net.layers[i].name, "backward", t, e)
             for hook in net.after_backward:
                 hook(i)
+        if reducer is not None:
+            reducer.wait()
         total += time.perf_counter() - start
     k = 1e3 / iterations
     return fwd * k, bwd * k, total * k
@@ -111,8 +121,16 @@ def main(argv):
         backend.set_device(int(args.gpu.split(",")[0]))
     net = build_net(args.model, TRAIN if args.phase == "TRAIN" else TEST, args.batch, shape,
                     gpu=args.gpu is not None)
-    timeline = Timeline() if args.trace else None
-    fwd, bwd, total = time_net(net, args.iterations, timeline)
+    from ..parallel.trainer import gather_timeline, timing_reducer
+    reducer = timing_reducer(net)  # None on one process; under mpirun all ranks time together
+    rank = reducer.comm.rank if reducer else 0
+    timeline = Timeline(rank) if args.trace else None
+    fwd, bwd, total = time_net(net, args.iterations, timeline, reducer)
+    if timeline and gather_timeline(timeline, reducer):
+        timeline.dump(args.trace)
+        print(f"Wrote Chrome trace {args.trace} ({'all ranks' if reducer else 'one process'})")
+    if rank != 0:
+        return 0
     print(f"Performing Forward/Backward: {args.iterations} iterations, batch "
           f"{net.blobs[net.inputs[0]].shape[0] if net.inputs else '?'}")
     for layer, f, b in zip(net.layers, fwd, bwd):
@@ -123,7 +141,4 @@ def main(argv):
     print(f"Average Forward-Backward: {total:.3f} ms.")
     if net.inputs:
         print(f"Images per second: {net.blobs[net.inputs[0]].shape[0] * 1e3 / total:.1f}")
-    if timeline:
-        timeline.dump(args.trace)
-        print(f"Wrote Chrome trace {args.trace}")
     return 0
