@@ -23,9 +23,9 @@ class SGDSolver(Solver):
         return rate, self.param.momentum
 
     def compute_update(self, diff, rate, history):
-        h = history[0]
+        h, xp = history[0], backend.get_array_module(diff)
         h *= self.net.dtype.type(self.param.momentum)
-        h += rate * diff
+        h += xp.multiply(rate, diff, out=self.scratch("work"))
         diff[...] = h
 
 

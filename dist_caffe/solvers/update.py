@@ -66,10 +66,19 @@ class Update:
         self.current_step = step
         return rate
 
+    def scratch(self, name):
+        """A learnable-prefix-sized work array kept between iterations: the update of a large
+        net would otherwise allocate (and page-fault in) several such temporaries each step."""
+        bufs = self.__dict__.setdefault("_scratch", {})
+        if name not in bufs:
+            bufs[name] = backend.get_array_module(self.lr_mult).empty_like(self.lr_mult)
+        return bufs[name]
+
     def param_rates(self, rate):
         """Per-element local learning rate over the learnable prefix: rate x lr_mult.
         Layer-wise schemes (LARS) override this."""
-        return self.lr_mult * self.net.dtype.type(rate)
+        xp = backend.get_array_module(self.lr_mult)
+        return xp.multiply(self.lr_mult, self.net.dtype.type(rate), out=self.scratch("rates"))
 
     def apply_update(self):
         """Clip, normalise, regularise, compute the rule's update into diff, data -= diff."""
@@ -138,7 +147,12 @@ class Update:
         if self.decay is None:
             return
         xp = backend.get_array_module(diff)
-        diff += self.decay * (data if self.param.regularization_type == "L2" else xp.sign(data))
+        term = self.scratch("work")
+        if self.param.regularization_type == "L2":
+            xp.multiply(self.decay, data, out=term)
+        else:
+            xp.multiply(self.decay, xp.sign(data, out=term), out=term)
+        diff += term
 
     def compute_update(self, diff, rate, history):
         """Turn the regularised gradient `diff` into the update (in place); `rate` is the
