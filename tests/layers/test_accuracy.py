@@ -3,11 +3,10 @@ import numpy as np
 import pytest
 
 from dist_caffe import backend
-from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError, DataError
 from dist_caffe.layer import create_layer
 from dist_caffe.proto import read_net_param
-from dist_caffe.testing import make_layer, run_layer, setup_layer
+from dist_caffe.testing import assert_cpu_gpu_parity, make_layer, run_layer, setup_layer
 
 
 def reference(x, labels, top_k=1, axis=1, ignore=None):
@@ -108,19 +107,6 @@ def test_matches_caffe(conformance):
 @pytest.mark.skipif(not backend.has_gpu(), reason="no CUDA GPU")
 def test_cpu_gpu_parity():
     x, labels = data((4, 6, 3, 2), ties=True)
-    results = []
-    for gpu in (False, True):
-        (backend.set_mode_gpu if gpu else backend.set_mode_cpu)()
-        try:
-            layer = make_layer("type: 'Accuracy' top: 'a' top: 'c' "
-                               "accuracy_param { top_k: 2 ignore_label: 5 }")
-            bottom = [Blob(x.shape, np.float64), Blob(labels.shape, np.float64)]
-            bottom[0].data, bottom[1].data = x, labels
-            top = [Blob((), np.float64), Blob((), np.float64)]
-            layer.setup(bottom, top)
-            layer.run_forward(bottom, top)
-            results.append([backend.to_cpu(t.data) for t in top])
-        finally:
-            backend.set_mode_cpu()
-    for cpu, gpu in zip(*results):
-        np.testing.assert_array_equal(gpu, cpu)
+    assert_cpu_gpu_parity("type: 'Accuracy' top: 'a' top: 'c' "
+                          "accuracy_param { top_k: 2 ignore_label: 5 }",
+                          bottoms=[x, labels], rtol=0, atol=0)

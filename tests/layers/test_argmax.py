@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-from dist_caffe import backend
 from dist_caffe.errors import ConfigError
-from dist_caffe.testing import make_layer, run_layer, setup_layer
+from dist_caffe.testing import assert_cpu_gpu_parity, make_layer, run_layer, setup_layer
 
 
 def reference(x, k, out_max_val, axis=None):
@@ -65,10 +64,4 @@ def test_argmax_bad_config_names_field(text, field):
 def test_argmax_cpu_gpu_parity():
     x = np.random.default_rng(3).integers(0, 4, (3, 2, 5)).astype(float)
     text = "type: 'ArgMax' argmax_param { top_k: 3 out_max_val: true }"
-    (cpu,) = run_layer(make_layer(text), [x])
-    backend.set_mode_gpu()
-    try:
-        (gpu,) = run_layer(make_layer(text), [x])
-    finally:
-        backend.set_mode_cpu()
-    np.testing.assert_array_equal(cpu, backend.to_cpu(gpu))
+    assert_cpu_gpu_parity(text, bottoms=[x], rtol=0, atol=0)

@@ -4,22 +4,12 @@ import pytest
 
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
-from dist_caffe.layer import TEST, TRAIN, create_layer
+from dist_caffe.layer import TEST, TRAIN
 from dist_caffe.proto import read_net_param
 from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
                                 setup_layer)
 
-
-def caffe_layer(conformance, case, name):
-    """Layer `name` of a BVLC Caffe fixture net (float32, TRAIN) and the arrays Caffe wrote."""
-    folder = conformance / "caffe_ref" / case
-    lp = next(lp for lp in read_net_param(str(folder / "net.prototxt")).layer if lp.name == name)
-    return create_layer(lp, phase=TRAIN, dtype=np.float32), np.load(folder / "expected.npz")
-
-
-def assert_caffe_close(actual, expected):
-    atol = 1e-5 * np.abs(expected).max() + 1e-7
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=atol)
+from .conftest import assert_caffe_close, caffe_layer
 
 
 EPS = float(np.float32(1e-5))      # the proto fields are floats
@@ -176,5 +166,4 @@ def test_batch_norm_global_matches_bvlc_caffe(conformance):
 @pytest.mark.parametrize("phase", [TRAIN, TEST])
 def test_batch_norm_cpu_gpu_parity(phase):
     x = np.random.default_rng(6).standard_normal((4, 3, 5, 5))
-    assert_cpu_gpu_parity(lambda: make_layer("type: 'BatchNorm'", phase=phase), bottoms=[x],
-                          rtol=1e-10, atol=1e-12)
+    assert_cpu_gpu_parity("type: 'BatchNorm'", phase=phase, bottoms=[x], rtol=1e-10, atol=1e-12)

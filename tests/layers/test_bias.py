@@ -4,31 +4,13 @@ import pytest
 
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
-from dist_caffe.layer import TRAIN, create_layer
-from dist_caffe.proto import read_net_param
 from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
                                 setup_layer)
 
-
-def caffe_layer(conformance, case, name):
-    """Layer `name` of a BVLC Caffe fixture net (float32, TRAIN) and the arrays Caffe wrote."""
-    folder = conformance / "caffe_ref" / case
-    lp = next(lp for lp in read_net_param(str(folder / "net.prototxt")).layer if lp.name == name)
-    return create_layer(lp, phase=TRAIN, dtype=np.float32), np.load(folder / "expected.npz")
-
-
-def assert_caffe_close(actual, expected):
-    atol = 1e-5 * np.abs(expected).max() + 1e-7
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=atol)
+from .conftest import assert_caffe_close, caffe_layer, spread
 
 
 SHAPE = (2, 3, 4, 5)
-
-
-def spread(operand, ndim, axis):
-    """operand reshaped to broadcast over an ndim array from `axis`."""
-    operand = np.asarray(operand)
-    return operand.reshape((1,) * axis + operand.shape + (1,) * (ndim - axis - operand.ndim))
 
 
 GAUSS = "filler { type: 'gaussian' std: 1 }"
@@ -132,5 +114,4 @@ def test_bias_matches_bvlc_caffe(conformance):
 def test_bias_cpu_gpu_parity(body, shapes):
     g = np.random.default_rng(6)
     bottoms = [g.standard_normal(s) for s in shapes]
-    assert_cpu_gpu_parity(lambda: make_layer(bias_text(body)), bottoms=bottoms,
-                          rtol=1e-10, atol=1e-12)
+    assert_cpu_gpu_parity(bias_text(body), bottoms=bottoms, rtol=1e-10, atol=1e-12)

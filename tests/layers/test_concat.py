@@ -3,22 +3,10 @@ import numpy as np
 import pytest
 
 from dist_caffe.errors import ConfigError
-from dist_caffe.layer import TRAIN, create_layer
-from dist_caffe.proto import read_net_param
 from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
                                 setup_layer)
 
-
-def caffe_layer(conformance, case, name):
-    """Layer `name` of a BVLC Caffe fixture net (float32, TRAIN) and the arrays Caffe wrote."""
-    folder = conformance / "caffe_ref" / case
-    lp = next(lp for lp in read_net_param(str(folder / "net.prototxt")).layer if lp.name == name)
-    return create_layer(lp, phase=TRAIN, dtype=np.float32), np.load(folder / "expected.npz")
-
-
-def assert_caffe_close(actual, expected):
-    atol = 1e-5 * np.abs(expected).max() + 1e-7
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=atol)
+from .conftest import assert_caffe_close, caffe_layer
 
 
 def bottoms_for(axis, sizes, base=(2, 3, 4, 5), seed=0):
@@ -103,5 +91,5 @@ def test_concat_same_bottom_twice_matches_bvlc_caffe(conformance):
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_concat_cpu_gpu_parity(axis):
     text = f"type: 'Concat' concat_param {{ axis: {axis} }}"
-    assert_cpu_gpu_parity(lambda: make_layer(text), bottoms=bottoms_for(axis, [2, 1, 3], seed=axis),
+    assert_cpu_gpu_parity(text, bottoms=bottoms_for(axis, [2, 1, 3], seed=axis),
                           rtol=1e-10, atol=1e-12)

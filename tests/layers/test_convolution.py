@@ -2,15 +2,14 @@ import itertools
 
 import numpy as np
 import pytest
-from google.protobuf import text_format
 
 from dist_caffe import backend
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
-from dist_caffe.layer import TRAIN, create_layer
 from dist_caffe.layers import convolution
-from dist_caffe.proto import caffe_pb2
-from dist_caffe.testing import check_gradient, make_layer, setup_layer
+from dist_caffe.testing import assert_cpu_gpu_parity, check_gradient, make_layer, setup_layer
+
+from .conftest import assert_caffe_close, caffe_layer
 
 
 def conv_text(num_output, extra="", filler="gaussian"):
@@ -213,41 +212,25 @@ def test_convolution_channels_may_not_change_after_setup():
 
 @pytest.mark.parametrize("name", ["conv0", "conv_grp", "conv_dil"])
 def test_convolution_matches_bvlc_caffe(conformance, name):
-    case = conformance / "caffe_ref" / "layer_zoo_a"
-    net = text_format.Parse((case / "net.prototxt").read_text(), caffe_pb2.NetParameter())
-    lp = next(lp for lp in net.layer if lp.name == name)
-    ref = np.load(case / "expected.npz")
-    layer = create_layer(lp, phase=TRAIN, dtype=np.float32)
-    bottom, top = setup_layer(layer, [ref[f"data/{lp.bottom[0]}"]])
+    layer, ref = caffe_layer(conformance, "layer_zoo_a", name)
+    source = layer.param.bottom[0]
+    bottom, top = setup_layer(layer, [ref[f"data/{source}"]])
     for j, blob in enumerate(layer.blobs):
         blob.data[...] = ref[f"param/{name}/{j}"]
     layer.forward(bottom, top)
     top[0].diff[...] = ref[f"diff/{name}"]
     layer.backward(top, [True], bottom)
-
-    def close(actual, expected):
-        np.testing.assert_allclose(actual, expected, rtol=1e-4,
-                                   atol=1e-5 * np.abs(expected).max() + 1e-7)
-    close(top[0].data, ref[f"data/{name}"])
+    assert_caffe_close(top[0].data, ref[f"data/{name}"])
     for j, blob in enumerate(layer.blobs):
-        close(blob.diff, ref[f"param_diff/{name}/{j}"])
-    if lp.bottom[0] == "data":   # read by this layer alone: its diff is this layer's
-        close(bottom[0].diff, ref["diff/data"])
+        assert_caffe_close(blob.diff, ref[f"param_diff/{name}/{j}"])
+    if source == "data":   # read by this layer alone: its diff is this layer's
+        assert_caffe_close(bottom[0].diff, ref["diff/data"])
 
 
 def test_convolution_refuses_to_run_in_place():
     blob = Blob((2, 3, 4, 4), np.float64)
     with pytest.raises(ConfigError, match="in place"):
         make_layer(conv_text(3, "kernel_size: 1")).setup([blob], [blob])
-
-def _forward_backward(text, x):
-    layer = make_layer(text)
-    bottom, top = setup_layer(layer, [x])
-    layer.run_forward(bottom, top)
-    top[0].diff = np.random.default_rng(7).standard_normal(top[0].shape)
-    layer.run_backward(top, [True], bottom)
-    arrays = (top[0].data, bottom[0].diff, *(b.diff for b in layer.blobs))
-    return [backend.to_cpu(a) for a in arrays]
 
 
 @pytest.mark.gpu
@@ -257,12 +240,5 @@ def _forward_backward(text, x):
     ("kernel_size: 3 pad: 1", (2, 3, 20, 20)),
     ("kernel_size: 1", (2, 3, 4, 4))])
 def test_convolution_cpu_gpu_parity(extra, shape):
-    text, x = conv_text(6, extra), np.random.default_rng(8).standard_normal(shape)
-    cpu = _forward_backward(text, x)
-    backend.set_mode_gpu()
-    try:
-        gpu = _forward_backward(text, x)
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    x = np.random.default_rng(8).standard_normal(shape)
+    assert_cpu_gpu_parity(conv_text(6, extra), bottoms=[x], rtol=1e-10, atol=1e-12)

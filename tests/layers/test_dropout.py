@@ -85,5 +85,4 @@ def test_dropout_bad_ratio_names_field(ratio):
 def test_dropout_cpu_gpu_parity(phase):
     # The mask comes from the host generator, so both devices drop the same elements.
     x = np.random.default_rng(2).standard_normal((2, 3, 4, 5))
-    assert_cpu_gpu_parity(lambda: make_layer(dropout_text(0.4), phase=phase), bottoms=[x],
-                          rtol=1e-10, atol=1e-12)
+    assert_cpu_gpu_parity(dropout_text(0.4), phase=phase, bottoms=[x], rtol=1e-10, atol=1e-12)

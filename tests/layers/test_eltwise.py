@@ -4,22 +4,10 @@ import pytest
 
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
-from dist_caffe.layer import TRAIN, create_layer
-from dist_caffe.proto import read_net_param
 from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
                                 setup_layer)
 
-
-def caffe_layer(conformance, case, name):
-    """Layer `name` of a BVLC Caffe fixture net (float32, TRAIN) and the arrays Caffe wrote."""
-    folder = conformance / "caffe_ref" / case
-    lp = next(lp for lp in read_net_param(str(folder / "net.prototxt")).layer if lp.name == name)
-    return create_layer(lp, phase=TRAIN, dtype=np.float32), np.load(folder / "expected.npz")
-
-
-def assert_caffe_close(actual, expected):
-    atol = 1e-5 * np.abs(expected).max() + 1e-7
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=atol)
+from .conftest import assert_caffe_close, caffe_layer
 
 
 SHAPE = (2, 3, 4, 5)
@@ -150,5 +138,4 @@ def test_eltwise_matches_bvlc_caffe(case, name, bottoms, conformance):
 @pytest.mark.parametrize("body", ["operation: PROD", "coeff: 2 coeff: -1 coeff: 0.5",
                                   "operation: MAX", "operation: PROD stable_prod_grad: false"])
 def test_eltwise_cpu_gpu_parity(body):
-    assert_cpu_gpu_parity(lambda: make_layer(eltwise_text(body)), bottoms=inputs(3, seed=5),
-                          rtol=1e-10, atol=1e-12)
+    assert_cpu_gpu_parity(eltwise_text(body), bottoms=inputs(3, seed=5), rtol=1e-10, atol=1e-12)

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from dist_caffe import backend
-from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import create_layer
 from dist_caffe.proto import read_net_param
-from dist_caffe.testing import check_gradient, make_layer, run_layer, setup_layer
+from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
+                                setup_layer)
 
 
 @pytest.mark.parametrize("shape_a, shape_b", [((4, 3), (4, 3)), ((2, 3, 4, 5), (2, 3, 4, 5)),
@@ -69,19 +69,4 @@ def test_matches_caffe(conformance):
 def test_cpu_gpu_parity():
     g = np.random.default_rng(3)
     a, b = g.standard_normal((3, 4, 5)), g.standard_normal((3, 4, 5))
-    results = []
-    for gpu in (False, True):
-        (backend.set_mode_gpu if gpu else backend.set_mode_cpu)()
-        try:
-            layer = make_layer("type: 'EuclideanLoss'")
-            bottom = [Blob(a.shape, np.float64), Blob(b.shape, np.float64)]
-            bottom[0].data, bottom[1].data = a, b
-            top = [Blob((), np.float64)]
-            layer.setup(bottom, top)
-            layer.run_forward(bottom, top)
-            layer.run_backward(top, [True, True], bottom)
-            results.append([backend.to_cpu(x) for x in (top[0].data, bottom[0].diff, bottom[1].diff)])
-        finally:
-            backend.set_mode_cpu()
-    for cpu, gpu in zip(*results):
-        np.testing.assert_allclose(gpu, cpu, rtol=1e-10, atol=1e-12)
+    assert_cpu_gpu_parity("type: 'EuclideanLoss'", bottoms=[a, b], rtol=1e-10, atol=1e-12)

@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-from dist_caffe import backend
 from dist_caffe.errors import ConfigError
-from dist_caffe.testing import make_layer, run_layer, setup_layer
+from dist_caffe.testing import assert_cpu_gpu_parity, make_layer, run_layer, setup_layer
 
 SELECT = np.array([1.0, 0.0, 1.0, 1.0])
 
@@ -55,10 +54,5 @@ def test_filter_bad_config_names_field():
 @pytest.mark.gpu
 def test_filter_cpu_gpu_parity():
     x = np.random.default_rng(2).standard_normal((4, 3))
-    (cpu,) = run_layer(make_layer("type: 'Filter'"), [x, SELECT], num_top=1)
-    backend.set_mode_gpu()
-    try:
-        (gpu,) = run_layer(make_layer("type: 'Filter'"), [x, SELECT], num_top=1)
-    finally:
-        backend.set_mode_cpu()
-    np.testing.assert_array_equal(cpu, backend.to_cpu(gpu))
+    assert_cpu_gpu_parity("type: 'Filter'", bottoms=[x, SELECT], propagate_down=[True, False],
+                          num_top=1, rtol=0, atol=0)

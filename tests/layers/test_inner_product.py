@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
-from google.protobuf import text_format
 
 from dist_caffe import backend
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
-from dist_caffe.layer import TRAIN, create_layer
-from dist_caffe.proto import caffe_pb2
-from dist_caffe.testing import check_gradient, make_layer, setup_layer
+from dist_caffe.testing import assert_cpu_gpu_parity, check_gradient, make_layer, setup_layer
+
+from .conftest import assert_caffe_close, caffe_layer
 
 
 def ip_text(num_output, extra=""):
@@ -103,24 +102,16 @@ def test_inner_product_input_size_may_not_change():
 @pytest.mark.parametrize("case, name", [("layer_zoo_b", "ip_axis"), ("layer_zoo_b", "ip_flat"),
                                         ("layer_zoo_c", "ip_e")])
 def test_inner_product_matches_bvlc_caffe(conformance, case, name):
-    case_dir = conformance / "caffe_ref" / case
-    net = text_format.Parse((case_dir / "net.prototxt").read_text(), caffe_pb2.NetParameter())
-    lp = next(lp for lp in net.layer if lp.name == name)
-    ref = np.load(case_dir / "expected.npz")
-    layer = create_layer(lp, phase=TRAIN, dtype=np.float32)
-    bottom, top = setup_layer(layer, [ref[f"data/{lp.bottom[0]}"]])
+    layer, ref = caffe_layer(conformance, case, name)
+    bottom, top = setup_layer(layer, [ref[f"data/{layer.param.bottom[0]}"]])
     for j, blob in enumerate(layer.blobs):
         blob.data[...] = ref[f"param/{name}/{j}"]
     layer.forward(bottom, top)
     top[0].diff[...] = ref[f"diff/{name}"]
     layer.backward(top, [True], bottom)
-
-    def close(actual, expected):
-        np.testing.assert_allclose(actual, expected, rtol=1e-4,
-                                   atol=1e-5 * np.abs(expected).max() + 1e-7)
-    close(top[0].data, ref[f"data/{name}"])
+    assert_caffe_close(top[0].data, ref[f"data/{name}"])
     for j, blob in enumerate(layer.blobs):
-        close(blob.diff, ref[f"param_diff/{name}/{j}"])
+        assert_caffe_close(blob.diff, ref[f"param_diff/{name}/{j}"])
 
 
 def test_inner_product_refuses_to_run_in_place():
@@ -128,26 +119,10 @@ def test_inner_product_refuses_to_run_in_place():
     with pytest.raises(ConfigError, match="in place"):
         make_layer(ip_text(3)).setup([blob], [blob])
 
-def _forward_backward(text, x):
-    layer = make_layer(text)
-    bottom, top = setup_layer(layer, [x])
-    layer.run_forward(bottom, top)
-    top[0].diff = np.random.default_rng(7).standard_normal(top[0].shape)
-    layer.run_backward(top, [True], bottom)
-    arrays = (top[0].data, bottom[0].diff, *(b.diff for b in layer.blobs))
-    return [backend.to_cpu(a) for a in arrays]
-
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not backend.has_gpu(), reason="needs CuPy and a CUDA device")
 @pytest.mark.parametrize("extra", ["", "axis: 2 transpose: true"])
 def test_inner_product_cpu_gpu_parity(extra):
-    text, x = ip_text(5, extra), np.random.default_rng(8).standard_normal((3, 4, 6))
-    cpu = _forward_backward(text, x)
-    backend.set_mode_gpu()
-    try:
-        gpu = _forward_backward(text, x)
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    x = np.random.default_rng(8).standard_normal((3, 4, 6))
+    assert_cpu_gpu_parity(ip_text(5, extra), bottoms=[x], rtol=1e-10, atol=1e-12)

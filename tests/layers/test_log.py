@@ -2,34 +2,12 @@
 import numpy as np
 import pytest
 
-from dist_caffe import backend
-from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
-from dist_caffe.testing import check_gradient, make_layer, run_layer, setup_layer
+from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
+                                setup_layer)
 
+from .conftest import run_in_place
 
-def assert_cpu_gpu_parity(text, bottoms, down=None, seed=0):
-    """Forward and backward of the layer `text` (float64) agree on the CPU and the GPU."""
-    def run():
-        layer = make_layer(text)
-        bottom, top = setup_layer(layer, bottoms, seed=seed)
-        layer.reshape(bottom, top)
-        layer.run_forward(bottom, top)
-        for k, t in enumerate(top):
-            t.diff = np.random.default_rng(k).standard_normal(t.shape)
-        flags = [True] * len(bottom) if down is None else down
-        layer.run_backward(top, flags, bottom)
-        arrays = [t.data for t in top] + [b.diff for b, f in zip(bottom, flags) if f]
-        return [backend.to_cpu(a) for a in arrays + [b.diff for b in layer.blobs]]
-
-    cpu = run()
-    backend.set_mode_gpu()
-    try:
-        gpu = run()
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
 
 CASES = [(-1, 1, 0), (10, 2, 0.5), (2, 0.5, 3), (-1, -1, 4)]
 
@@ -58,12 +36,7 @@ def test_log_gradient(base, scale, shift):
 
 def test_log_in_place_gradient():
     x = in_domain((6,))
-    blob, layer = Blob(x.shape, np.float64), make_layer(log_text(-1, 1, 0))
-    blob.data[...] = x
-    layer.setup([blob], [blob])
-    layer.forward([blob], [blob])
-    blob.diff[...] = 1
-    layer.backward([blob], [True], [blob])
+    blob = run_in_place(log_text(-1, 1, 0), x, 1)
     np.testing.assert_allclose(blob.diff, 1 / x)
 
 
@@ -75,4 +48,4 @@ def test_log_bad_base_names_field(base):
 
 @pytest.mark.gpu
 def test_log_cpu_gpu_parity():
-    assert_cpu_gpu_parity(log_text(10, 2, 0.5), [in_domain((2, 3, 4))])
+    assert_cpu_gpu_parity(log_text(10, 2, 0.5), bottoms=[in_domain((2, 3, 4))])

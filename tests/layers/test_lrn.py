@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
-from google.protobuf import text_format
 
 from dist_caffe import backend
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
-from dist_caffe.layer import TRAIN, create_layer
-from dist_caffe.proto import caffe_pb2
-from dist_caffe.testing import check_gradient, make_layer, setup_layer
+from dist_caffe.testing import assert_cpu_gpu_parity, check_gradient, make_layer, setup_layer
+
+from .conftest import assert_caffe_close, caffe_layer
 
 
 def lrn_text(params):
@@ -98,30 +97,16 @@ def test_lrn_bad_config_names_field(params, shape, field):
 
 @pytest.mark.parametrize("name", ["lrn_across", "lrn_within"])
 def test_lrn_matches_bvlc_caffe(conformance, name):
-    case = conformance / "caffe_ref" / "layer_zoo_a"
-    net = text_format.Parse((case / "net.prototxt").read_text(), caffe_pb2.NetParameter())
-    lp = next(lp for lp in net.layer if lp.name == name)
-    ref = np.load(case / "expected.npz")
-    layer = create_layer(lp, phase=TRAIN, dtype=np.float32)
-    bottom, top = setup_layer(layer, [ref[f"data/{lp.bottom[0]}"]])
+    layer, ref = caffe_layer(conformance, "layer_zoo_a", name)
+    bottom, top = setup_layer(layer, [ref[f"data/{layer.param.bottom[0]}"]])
     layer.forward(bottom, top)
-    expected = ref[f"data/{name}"]
-    np.testing.assert_allclose(top[0].data, expected, rtol=1e-4,
-                               atol=1e-5 * np.abs(expected).max() + 1e-7)
+    assert_caffe_close(top[0].data, ref[f"data/{name}"])
 
 
 def test_lrn_refuses_to_run_in_place():
     blob = Blob((2, 3, 4, 4), np.float64)
     with pytest.raises(ConfigError, match="in place"):
         make_layer(lrn_text("local_size: 3")).setup([blob], [blob])
-
-def _forward_backward(text, x):
-    layer = make_layer(text)
-    bottom, top = setup_layer(layer, [x])
-    layer.run_forward(bottom, top)
-    top[0].diff = np.random.default_rng(7).standard_normal(top[0].shape)
-    layer.run_backward(top, [True], bottom)
-    return [backend.to_cpu(top[0].data), backend.to_cpu(bottom[0].diff)]
 
 
 @pytest.mark.gpu
@@ -130,11 +115,4 @@ def _forward_backward(text, x):
 def test_lrn_cpu_gpu_parity(region):
     text = lrn_text(f"local_size: 3 alpha: 0.5 beta: 0.75 k: 2 norm_region: {region}")
     x = np.random.default_rng(8).standard_normal((2, 5, 6, 7))
-    cpu = _forward_backward(text, x)
-    backend.set_mode_gpu()
-    try:
-        gpu = _forward_backward(text, x)
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert_cpu_gpu_parity(text, bottoms=[x], rtol=1e-10, atol=1e-12)

@@ -2,33 +2,10 @@
 import numpy as np
 import pytest
 
-from dist_caffe import backend
 from dist_caffe.errors import ConfigError, DataError
-from dist_caffe.testing import check_gradient, make_layer, run_layer, setup_layer
+from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
+                                setup_layer)
 
-
-def assert_cpu_gpu_parity(text, bottoms, down=None, seed=0):
-    """Forward and backward of the layer `text` (float64) agree on the CPU and the GPU."""
-    def run():
-        layer = make_layer(text)
-        bottom, top = setup_layer(layer, bottoms, seed=seed)
-        layer.reshape(bottom, top)
-        layer.run_forward(bottom, top)
-        for k, t in enumerate(top):
-            t.diff = np.random.default_rng(k).standard_normal(t.shape)
-        flags = [True] * len(bottom) if down is None else down
-        layer.run_backward(top, flags, bottom)
-        arrays = [t.data for t in top] + [b.diff for b, f in zip(bottom, flags) if f]
-        return [backend.to_cpu(a) for a in arrays + [b.diff for b in layer.blobs]]
-
-    cpu = run()
-    backend.set_mode_gpu()
-    try:
-        gpu = run()
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
 
 LABEL = np.array([0.0, 3.0, 1.0])
 
@@ -61,4 +38,5 @@ def test_multinomial_logistic_loss_bad_input():
 
 @pytest.mark.gpu
 def test_multinomial_logistic_loss_cpu_gpu_parity():
-    assert_cpu_gpu_parity("type: 'MultinomialLogisticLoss'", [probabilities(), LABEL], down=[True, False])
+    assert_cpu_gpu_parity("type: 'MultinomialLogisticLoss'", bottoms=[probabilities(), LABEL],
+                          propagate_down=[True, False])

@@ -2,14 +2,13 @@ import math
 
 import numpy as np
 import pytest
-from google.protobuf import text_format
 
 from dist_caffe import backend
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
-from dist_caffe.layer import TRAIN, create_layer
-from dist_caffe.proto import caffe_pb2
-from dist_caffe.testing import check_gradient, make_layer, setup_layer
+from dist_caffe.testing import assert_cpu_gpu_parity, check_gradient, make_layer, setup_layer
+
+from .conftest import assert_caffe_close, caffe_layer
 
 
 def pool_text(params):
@@ -190,30 +189,16 @@ def test_pooling_needs_4d_input():
 
 @pytest.mark.parametrize("name", ["pool_max", "pool_ave", "pool_maxpad", "pool_global"])
 def test_pooling_matches_bvlc_caffe(conformance, name):
-    case = conformance / "caffe_ref" / "layer_zoo_a"
-    net = text_format.Parse((case / "net.prototxt").read_text(), caffe_pb2.NetParameter())
-    lp = next(lp for lp in net.layer if lp.name == name)
-    ref = np.load(case / "expected.npz")
-    layer = create_layer(lp, phase=TRAIN, dtype=np.float32)
-    bottom, top = setup_layer(layer, [ref[f"data/{lp.bottom[0]}"]])
+    layer, ref = caffe_layer(conformance, "layer_zoo_a", name)
+    bottom, top = setup_layer(layer, [ref[f"data/{layer.param.bottom[0]}"]])
     layer.forward(bottom, top)
-    expected = ref[f"data/{name}"]
-    np.testing.assert_allclose(top[0].data, expected, rtol=1e-4,
-                               atol=1e-5 * np.abs(expected).max() + 1e-7)
+    assert_caffe_close(top[0].data, ref[f"data/{name}"])
 
 
 def test_pooling_refuses_to_run_in_place():
     blob = Blob((2, 3, 4, 4), np.float64)
     with pytest.raises(ConfigError, match="in place"):
         make_layer(pool_text("kernel_size: 1")).setup([blob], [blob])
-
-def _forward_backward(text, x, num_top):
-    layer = make_layer(text)
-    bottom, top = setup_layer(layer, [x], num_top=num_top)
-    layer.run_forward(bottom, top)
-    top[0].diff = np.random.default_rng(7).standard_normal(top[0].shape)
-    layer.run_backward(top, [True], bottom)
-    return [backend.to_cpu(a) for a in [t.data for t in top] + [bottom[0].diff]]
 
 
 @pytest.mark.gpu
@@ -222,12 +207,5 @@ def _forward_backward(text, x, num_top):
                                              ("pool: AVE kernel_size: 3 stride: 2 pad: 1", 1),
                                              ("pool: MAX global_pooling: true", 1)])
 def test_pooling_cpu_gpu_parity(params, num_top):
-    text, x = pool_text(params), np.random.default_rng(8).standard_normal((2, 3, 9, 8))
-    cpu = _forward_backward(text, x, num_top)
-    backend.set_mode_gpu()
-    try:
-        gpu = _forward_backward(text, x, num_top)
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    x = np.random.default_rng(8).standard_normal((2, 3, 9, 8))
+    assert_cpu_gpu_parity(pool_text(params), bottoms=[x], num_top=num_top, rtol=1e-10, atol=1e-12)

@@ -2,24 +2,11 @@
 import numpy as np
 import pytest
 
-from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
-from dist_caffe.layer import TRAIN, create_layer
-from dist_caffe.proto import read_net_param
 from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
                                 setup_layer)
 
-
-def caffe_layer(conformance, case, name):
-    """Layer `name` of a BVLC Caffe fixture net (float32, TRAIN) and the arrays Caffe wrote."""
-    folder = conformance / "caffe_ref" / case
-    lp = next(lp for lp in read_net_param(str(folder / "net.prototxt")).layer if lp.name == name)
-    return create_layer(lp, phase=TRAIN, dtype=np.float32), np.load(folder / "expected.npz")
-
-
-def assert_caffe_close(actual, expected):
-    atol = 1e-5 * np.abs(expected).max() + 1e-7
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=atol)
+from .conftest import assert_caffe_close, caffe_layer, run_in_place
 
 
 def relu_text(slope):
@@ -44,12 +31,7 @@ def test_relu_gradient(slope, shape):
 def test_relu_in_place_matches_out_of_place(slope):
     g = np.random.default_rng(1)
     x, dy = g.standard_normal((3, 4)), g.standard_normal((3, 4))
-    blob = Blob(x.shape, np.float64)
-    blob.data[...], layer = x, make_layer(relu_text(slope))
-    layer.setup([blob], [blob])
-    layer.forward([blob], [blob])
-    blob.diff[...] = dy
-    layer.backward([blob], [True], [blob])
+    blob = run_in_place(relu_text(slope), x, dy)
     s = float(np.float32(slope))
     np.testing.assert_array_equal(blob.data, np.where(x > 0, x, s * x))
     np.testing.assert_array_equal(blob.diff, np.where(x > 0, dy, s * dy))
@@ -77,5 +59,4 @@ def test_relu_matches_bvlc_caffe(name, bottom, conformance):
 @pytest.mark.parametrize("slope", [0.0, 0.3])
 def test_relu_cpu_gpu_parity(slope):
     x = np.random.default_rng(2).standard_normal((2, 3, 4, 5))
-    assert_cpu_gpu_parity(lambda: make_layer(relu_text(slope)), bottoms=[x],
-                          rtol=1e-10, atol=1e-12)
+    assert_cpu_gpu_parity(relu_text(slope), bottoms=[x], rtol=1e-10, atol=1e-12)

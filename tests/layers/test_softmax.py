@@ -7,7 +7,7 @@ from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import create_layer
 from dist_caffe.proto import read_net_param
-from dist_caffe.testing import check_gradient, make_layer, run_layer
+from dist_caffe.testing import assert_cpu_gpu_parity, check_gradient, make_layer, run_layer
 
 
 def reference_softmax(x, axis):
@@ -76,21 +76,5 @@ def test_softmax_matches_caffe(conformance):
 @pytest.mark.gpu
 @pytest.mark.skipif(not backend.has_gpu(), reason="no CUDA GPU")
 def test_softmax_cpu_gpu_parity():
-    g = np.random.default_rng(3)
-    x, dy = g.standard_normal((2, 5, 3, 4)), g.standard_normal((2, 5, 3, 4))
-    results = []
-    for gpu in (False, True):
-        (backend.set_mode_gpu if gpu else backend.set_mode_cpu)()
-        try:
-            layer = make_layer("type: 'Softmax'")
-            bottom, top = Blob(x.shape, np.float64), Blob((), np.float64)
-            bottom.data = x
-            layer.setup([bottom], [top])
-            layer.run_forward([bottom], [top])
-            top.diff = dy
-            layer.run_backward([top], [True], [bottom])
-            results.append((backend.to_cpu(top.data), backend.to_cpu(bottom.diff)))
-        finally:
-            backend.set_mode_cpu()
-    for cpu, gpu in zip(*results):
-        np.testing.assert_allclose(gpu, cpu, rtol=1e-10, atol=1e-12)
+    x = np.random.default_rng(3).standard_normal((2, 5, 3, 4))
+    assert_cpu_gpu_parity("type: 'Softmax'", bottoms=[x], rtol=1e-10, atol=1e-12)

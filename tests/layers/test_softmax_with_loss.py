@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from dist_caffe import backend
-from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError, DataError
 from dist_caffe.layer import create_layer
 from dist_caffe.proto import read_net_param
-from dist_caffe.testing import check_gradient, make_layer, run_layer, setup_layer
+from dist_caffe.testing import (assert_cpu_gpu_parity, check_gradient, make_layer, run_layer,
+                                setup_layer)
 
 FLT_MIN = 1.1754943508222875e-38
 
@@ -188,21 +188,6 @@ def test_matches_caffe(conformance):
 @pytest.mark.skipif(not backend.has_gpu(), reason="no CUDA GPU")
 def test_cpu_gpu_parity():
     x, labels = scores_and_labels((3, 5, 2, 2), ignore=4)
-    results = []
-    for gpu in (False, True):
-        (backend.set_mode_gpu if gpu else backend.set_mode_cpu)()
-        try:
-            layer = make_layer("type: 'SoftmaxWithLoss' top: 'l' top: 'p' "
-                               "loss_param { ignore_label: 4 }")
-            bottom = [Blob(a.shape, np.float64) for a in (x, labels)]
-            bottom[0].data, bottom[1].data = x, labels
-            top = [Blob((), np.float64), Blob((), np.float64)]
-            layer.setup(bottom, top)
-            layer.run_forward(bottom, top)
-            top[0].diff = np.array(0.5)
-            layer.run_backward(top, [True, False], bottom)
-            results.append([backend.to_cpu(a) for a in (top[0].data, top[1].data, bottom[0].diff)])
-        finally:
-            backend.set_mode_cpu()
-    for cpu, gpu in zip(*results):
-        np.testing.assert_allclose(gpu, cpu, rtol=1e-10, atol=1e-12)
+    assert_cpu_gpu_parity("type: 'SoftmaxWithLoss' top: 'l' top: 'p' "
+                          "loss_param { ignore_label: 4 }",
+                          bottoms=[x, labels], propagate_down=[True, False], rtol=1e-10, atol=1e-12)

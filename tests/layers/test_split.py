@@ -7,7 +7,7 @@ from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.net import Net
 from dist_caffe.proto import caffe_pb2, parse_text
-from dist_caffe.testing import check_gradient, make_layer, setup_layer
+from dist_caffe.testing import assert_cpu_gpu_parity, check_gradient, make_layer, setup_layer
 
 
 def test_tops_share_the_bottom_data():
@@ -90,22 +90,5 @@ def test_net_inserts_split_and_sums_the_readers_gradients():
 @pytest.mark.gpu
 @pytest.mark.skipif(not backend.has_gpu(), reason="no CUDA GPU")
 def test_cpu_gpu_parity():
-    g = np.random.default_rng(3)
-    x, diffs = g.standard_normal((2, 3, 4)), g.standard_normal((3, 2, 3, 4))
-    results = []
-    for gpu in (False, True):
-        (backend.set_mode_gpu if gpu else backend.set_mode_cpu)()
-        try:
-            layer = make_layer("type: 'Split'")
-            bottom, top = [Blob(x.shape, np.float64)], [Blob((), np.float64) for _ in range(3)]
-            bottom[0].data = x
-            layer.setup(bottom, top)
-            layer.run_forward(bottom, top)
-            for t, d in zip(top, diffs):
-                t.diff = d
-            layer.run_backward(top, [True], bottom)
-            results.append([backend.to_cpu(a) for a in [t.data for t in top] + [bottom[0].diff]])
-        finally:
-            backend.set_mode_cpu()
-    for cpu, gpu in zip(*results):
-        np.testing.assert_allclose(gpu, cpu, rtol=1e-12)
+    x = np.random.default_rng(3).standard_normal((2, 3, 4))
+    assert_cpu_gpu_parity("type: 'Split'", bottoms=[x], num_top=3, rtol=1e-12, atol=0)

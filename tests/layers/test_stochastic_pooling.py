@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
-from dist_caffe import TEST, TRAIN, backend, rng
+from dist_caffe import TEST, TRAIN, rng
 from dist_caffe.errors import ConfigError
 from dist_caffe.layer import create_layer
 from dist_caffe.layers.stochastic_pooling import StochasticPoolingLayer, make_pooling_layer
 from dist_caffe.proto import caffe_pb2
-from dist_caffe.testing import check_gradient, setup_layer
+from dist_caffe.testing import assert_cpu_gpu_parity, check_gradient, setup_layer
 
 TEXT = "name: 'sto' type: 'Pooling' pooling_param { pool: STOCHASTIC kernel_size: 3 stride: 2 }"
 
@@ -89,22 +89,6 @@ def test_pooling_type_dispatches_stochastic():
 @pytest.mark.gpu
 @pytest.mark.parametrize("phase", [TRAIN, TEST])
 def test_stochastic_cpu_gpu_parity(phase):
-    x = positive((2, 3, 7, 6), seed=3)
-
-    def run():
-        layer = stochastic(phase)
-        bottom, top = setup_layer(layer, [x], seed=5)
-        rng.set_random_seed(5)
-        layer.run_forward(bottom, top)
-        top[0].diff = np.random.default_rng(1).standard_normal(top[0].shape)
-        layer.run_backward(top, [True], bottom)
-        return backend.to_cpu(top[0].data), backend.to_cpu(bottom[0].diff)
-
-    cpu = run()
-    backend.set_mode_gpu()
-    try:
-        gpu = run()
-    finally:
-        backend.set_mode_cpu()
-    for a, b in zip(cpu, gpu):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+    # The draws come from the host generator, seeded alike before each forward.
+    assert_cpu_gpu_parity(lambda: stochastic(phase), bottoms=[positive((2, 3, 7, 6), seed=3)],
+                          seed=5)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from dist_caffe import Net, TRAIN, backend
+from dist_caffe import Net, TRAIN
 from dist_caffe.errors import ConfigError
-from dist_caffe.testing import make_layer, run_layer, setup_layer
+from dist_caffe.testing import assert_cpu_gpu_parity, make_layer, run_layer, setup_layer
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.6, -1.0])
@@ -38,11 +38,5 @@ def test_threshold_bad_config_names_field():
 @pytest.mark.gpu
 def test_threshold_cpu_gpu_parity():
     x = np.random.default_rng(2).standard_normal((2, 3, 4))
-    layer = make_layer("type: 'Threshold' threshold_param { threshold: 0.2 }")
-    (cpu,) = run_layer(layer, [x])
-    backend.set_mode_gpu()
-    try:
-        (gpu,) = run_layer(make_layer("type: 'Threshold' threshold_param { threshold: 0.2 }"), [x])
-    finally:
-        backend.set_mode_cpu()
-    np.testing.assert_array_equal(cpu, backend.to_cpu(gpu))
+    assert_cpu_gpu_parity("type: 'Threshold' threshold_param { threshold: 0.2 }", bottoms=[x],
+                          rtol=0, atol=0)
