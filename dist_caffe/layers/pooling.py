@@ -157,31 +157,35 @@ class PoolingLayer(Layer):
             self.index = flat.argmax(axis=-1).reshape(best.shape)   # the first maximum
             best[...] = flat.max(axis=-1).reshape(best.shape)
         else:
-            win = self._windows(x, -xp.inf)
-            best[...] = win[:, :, 0, 0]
-            for i, j in self._offsets():
-                xp.fmax(best, win[:, :, i, j], out=best)
-            self.index = self._first_max_index(win, best, xp)
+            self.index = self._max_and_first_index(self._windows(x, -xp.inf), best, xp)
         if len(top) > 1:
             top[1].data[...] = self.index
 
-    def _first_max_index(self, win, best, xp):
-        """Index h * W + w in the input plane of each window's first maximum (Caffe's mask).
+    def _max_and_first_index(self, win, best, xp):
+        """Write each window's maximum (fmax: NaNs skipped) into `best`; return the index
+        h * W + w in the input plane of its first maximum (Caffe's mask).
 
-        Caffe's strict `>` scan keeps the earliest offset o = i * kw + j holding the maximum:
-        that is k - (the largest k - o over the offsets equal to the max), found branch-free in
-        a small integer type (masked stores are slow), then mapped to plane offsets i * W + j.
+        One pass: the window offset o = i * kw + j is recorded where a cell is strictly greater
+        than the running maximum (Caffe's `>` scan keeps the earliest maximum). Offsets grow, so
+        max(first, o * greater) is that update without a (slow) masked store. A running maximum
+        that is NaN (all cells so far NaN) is also replaced by the next number.
         """
         k, width = self.kernel[0] * self.kernel[1], self.size[1]
         itype = xp.dtype(xp.int8 if k < 128 else xp.int32).type
-        first, hit = xp.zeros(best.shape, itype), xp.empty(best.shape, bool)
-        term = xp.empty(best.shape, itype)
+        first, term = xp.zeros(best.shape, itype), xp.empty(best.shape, itype)
+        greater = xp.empty(best.shape, bool)
         offsets = list(self._offsets())
-        for o, (i, j) in enumerate(offsets):
-            xp.equal(win[:, :, i, j], best, out=hit)
-            xp.multiply(hit, itype(k - o), out=term)
+        best[...] = win[:, :, 0, 0]
+        nan_start = bool(xp.isnan(best).any())
+        for o, (i, j) in enumerate(offsets[1:], 1):
+            cell = win[:, :, i, j]
+            xp.greater(cell, best, out=greater)
+            if nan_start:
+                greater |= xp.isnan(best) & ~xp.isnan(cell)
+            xp.fmax(best, cell, out=best)
+            xp.multiply(greater, itype(o), out=term)
             xp.maximum(first, term, out=first)
-        shift = xp.asarray([0] + [i * width + j for i, j in reversed(offsets)], dtype=xp.int32)
+        shift = xp.asarray([i * width + j for i, j in offsets], dtype=xp.int32)
         (sh, sw), (ph, pw) = self.stride, self.pad
         start = ((xp.arange(self.out[0], dtype=xp.int32) * sh - ph).reshape(-1, 1) * width
                  + xp.arange(self.out[1], dtype=xp.int32) * sw - pw)  # each window's corner
