@@ -39,6 +39,31 @@ def read_spatial(layer, param, field, nd, default, hw=None):
     return as_tuple(values, nd)
 
 
+def read_conv_geometry(layer, bottom, field_prefix=""):
+    """Set layer.axis, .kernel, .stride, .pad, .dilation from convolution_param for `bottom`
+    (Convolution, Deconvolution and Im2col read them alike); errors name field_prefix+field."""
+    p, shape = layer.param.convolution_param, bottom.shape
+    try:
+        layer.axis = bottom.canonical_axis_index(p.axis)
+    except IndexError:
+        raise layer.error(field_prefix + "axis", f"{p.axis} is out of range for a "
+                                                 f"{len(shape)}-D input {shape}") from None
+    nd = len(shape) - layer.axis - 1
+    if nd < 1:
+        raise layer.error(field_prefix + "axis", f"{p.axis} leaves no spatial axis in the input "
+                                                 f"{shape}; the channel axis must come before "
+                                                 "the spatial ones")
+    layer.kernel = read_spatial(layer, p, "kernel_size", nd, None, ("kernel_h", "kernel_w"))
+    layer.stride = read_spatial(layer, p, "stride", nd, 1, ("stride_h", "stride_w"))
+    layer.pad = read_spatial(layer, p, "pad", nd, 0, ("pad_h", "pad_w"))
+    layer.dilation = read_spatial(layer, p, "dilation", nd, 1)
+    for field, values in (("kernel_size", layer.kernel), ("stride", layer.stride),
+                          ("dilation", layer.dilation)):
+        if min(values) < 1:
+            raise layer.error(field_prefix + field,
+                              f"must be positive on every axis, found {values}")
+
+
 @register_layer
 class ConvolutionLayer(Layer):
     """y = W * x + b (cross-correlation) over the spatial axes after `axis`, per group.
@@ -59,23 +84,7 @@ class ConvolutionLayer(Layer):
                                     "its own")
         p = self.param.convolution_param
         shape = bottom[0].shape
-        try:
-            self.axis = bottom[0].canonical_axis_index(p.axis)
-        except IndexError:
-            raise self.error("axis", f"{p.axis} is out of range for a {len(shape)}-D input "
-                                     f"{shape}") from None
-        nd = len(shape) - self.axis - 1
-        if nd < 1:
-            raise self.error("axis", f"{p.axis} leaves no spatial axis in the input {shape}; "
-                                     "the channel axis must come before the spatial ones")
-        self.kernel = read_spatial(self, p, "kernel_size", nd, None, ("kernel_h", "kernel_w"))
-        self.stride = read_spatial(self, p, "stride", nd, 1, ("stride_h", "stride_w"))
-        self.pad = read_spatial(self, p, "pad", nd, 0, ("pad_h", "pad_w"))
-        self.dilation = read_spatial(self, p, "dilation", nd, 1)
-        for field, values in (("kernel_size", self.kernel), ("stride", self.stride),
-                              ("dilation", self.dilation)):
-            if min(values) < 1:
-                raise self.error(field, f"must be positive on every axis, found {values}")
+        read_conv_geometry(self, bottom[0])
         self.channels, self.num_output, self.group = shape[self.axis], p.num_output, p.group
         if self.num_output < 1:
             raise self.error("num_output", f"must be positive, found {self.num_output}")
@@ -92,7 +101,8 @@ class ConvolutionLayer(Layer):
     def weight_shape(self):
         return (self.num_output, self.channels // self.group) + self.kernel
 
-    def reshape(self, bottom, top):
+    def check_bottoms(self, bottom):
+        """The bottoms share one shape that fits the channels and spatial axes set up for."""
         shape = bottom[0].shape
         if len(shape) != self.axis + 1 + len(self.kernel) or shape[self.axis] != self.channels:
             raise self.error("bottom", f"input shape {shape} does not fit this layer, set up for "
@@ -101,6 +111,10 @@ class ConvolutionLayer(Layer):
         for b in bottom[1:]:
             if b.shape != shape:
                 raise self.error("bottom", f"all bottoms need the same shape: {b.shape} vs {shape}")
+
+    def reshape(self, bottom, top):
+        self.check_bottoms(bottom)
+        shape = bottom[0].shape
         self.num = math.prod(shape[:self.axis])
         self.geometry = g = ConvGeometry(shape[self.axis + 1:], self.kernel, self.stride,
                                          self.pad, self.dilation)

@@ -21,14 +21,8 @@ class DeconvolutionLayer(ConvolutionLayer):
         return (self.channels, self.num_output // self.group) + self.kernel
 
     def reshape(self, bottom, top):
+        self.check_bottoms(bottom)
         shape = bottom[0].shape
-        if len(shape) != self.axis + 1 + len(self.kernel) or shape[self.axis] != self.channels:
-            raise self.error("bottom", f"input shape {shape} does not fit this layer, set up for "
-                                       f"{self.channels} channels at axis {self.axis} and "
-                                       f"{len(self.kernel)} spatial axes")
-        for b in bottom[1:]:
-            if b.shape != shape:
-                raise self.error("bottom", f"all bottoms need the same shape: {b.shape} vs {shape}")
         size = shape[self.axis + 1:]
         out = tuple(s * (n - 1) + d * (k - 1) + 1 - 2 * p for n, k, s, p, d in
                     zip(size, self.kernel, self.stride, self.pad, self.dilation))

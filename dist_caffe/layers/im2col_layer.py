@@ -2,7 +2,7 @@
 from ..backend import get_array_module
 from ..im2col import ConvGeometry, col2im, im2col
 from ..layer import Layer, register_layer
-from .convolution import read_spatial
+from .convolution import read_conv_geometry
 
 
 @register_layer
@@ -17,26 +17,7 @@ class Im2colLayer(Layer):
     exact_num_bottom = exact_num_top = 1
 
     def layer_setup(self, bottom, top):
-        p = self.param.convolution_param
-        shape = bottom[0].shape
-        try:
-            self.axis = bottom[0].canonical_axis_index(p.axis)
-        except IndexError:
-            raise self.error("convolution_param.axis", f"{p.axis} is out of range for the "
-                                                       f"{len(shape)}-D input {shape}") from None
-        nd = len(shape) - self.axis - 1
-        if nd < 1:
-            raise self.error("convolution_param.axis", f"{p.axis} leaves no spatial axis in "
-                                                       f"the input {shape}")
-        self.kernel = read_spatial(self, p, "kernel_size", nd, None, ("kernel_h", "kernel_w"))
-        self.stride = read_spatial(self, p, "stride", nd, 1, ("stride_h", "stride_w"))
-        self.pad = read_spatial(self, p, "pad", nd, 0, ("pad_h", "pad_w"))
-        self.dilation = read_spatial(self, p, "dilation", nd, 1)
-        for field, values in (("kernel_size", self.kernel), ("stride", self.stride),
-                              ("dilation", self.dilation)):
-            if min(values) < 1:
-                raise self.error(f"convolution_param.{field}",
-                                 f"must be positive on every axis, found {values}")
+        read_conv_geometry(self, bottom[0], "convolution_param.")
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
