@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dist_caffe import TRAIN, Net
+from dist_caffe import TRAIN, Net, backend
 from dist_caffe.testing.caffe_ref import compare, run_forward_backward
 
 CASES = ["lenet_forward_backward", "cifar10_quick_forward_backward"]
@@ -41,3 +41,17 @@ def test_input_dim_net_equals_its_upgraded_form(conformance):
     new = Net(str(case_dir / "lenet_v1_upgraded_by_caffe.prototxt"), TRAIN)
     assert list(old.layer_dict) == list(new.layer_dict)
     assert {n: b.shape for n, b in old.blobs.items()} == {n: b.shape for n, b in new.blobs.items()}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", CASES + ["layer_zoo_a", "layer_zoo_b", "layer_zoo_c",
+                                          "layer_zoo_d"])
+def test_caffe_ref_cases_on_the_gpu(conformance, case):
+    case_dir = conformance / "caffe_ref" / case
+    backend.set_mode_gpu()
+    try:
+        actual, meta, _ = run_forward_backward(case_dir)
+    finally:
+        backend.set_mode_cpu()
+    problems = compare(actual, np.load(case_dir / "expected.npz"), meta)
+    assert not problems, "\n".join(problems)

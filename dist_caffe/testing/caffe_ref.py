@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import backend
 from ..layer import TEST, TRAIN
 from ..net import Net
 
@@ -59,7 +60,8 @@ def compare(actual, expected, case):
 
 
 def run_forward_backward(case_dir, net_file="net.prototxt", weights="weights.caffemodel"):
-    """Build, load, feed, forward, backward as the case did; returns (actual dict, case)."""
+    """Build, load, feed, forward, backward as the case did (on the current device: call
+    set_mode_gpu() first for the GPU); returns (actual dict of numpy arrays, case, net)."""
     case_dir = Path(case_dir)
     case = load_case(case_dir)
     phase = TRAIN if case.get("phase", "TRAIN") == "TRAIN" else TEST
@@ -73,10 +75,10 @@ def run_forward_backward(case_dir, net_file="net.prototxt", weights="weights.caf
     net.backward(start=backward_start(case))
     actual = {}
     for name, blob in net.blobs.items():
-        actual[f"data/{name}"] = blob.data.copy()
-        actual[f"diff/{name}"] = blob.diff.copy()
+        actual[f"data/{name}"] = backend.to_cpu(blob.data).copy()
+        actual[f"diff/{name}"] = backend.to_cpu(blob.diff).copy()
     for lname, blobs in net.params.items():
         for i, blob in enumerate(blobs):
-            actual[f"param/{lname}/{i}"] = blob.data.copy()
-            actual[f"param_diff/{lname}/{i}"] = blob.diff.copy()
+            actual[f"param/{lname}/{i}"] = backend.to_cpu(blob.data).copy()
+            actual[f"param_diff/{lname}/{i}"] = backend.to_cpu(blob.diff).copy()
     return actual, case, net
