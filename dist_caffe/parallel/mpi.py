@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import DistCaffeError
-from .communicator import Communicator, Handle
+from .communicator import Communicator, Handle, scale_by_inverse
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("DIST_CAFFE_COMM_TIMEOUT", 1800))
 SPIN_S = float(os.environ.get("DIST_CAFFE_SPIN_S", 2.0))  # busy-poll this long, then sleep
@@ -73,7 +73,7 @@ class MpiHandle(Handle):
         if self.done:
             return
         self.comm._complete(self.request, self.what)
-        self.host /= self.comm.size
+        scale_by_inverse(self.host, self.comm.size)
         backend.copy_into(self.buf, self.host)   # no-op on the CPU path, one H2D copy on GPU
         self.done = True
 
@@ -150,7 +150,7 @@ class MpiCommunicator(Communicator):
         if self.size > 1:
             self._complete(self.comm.Iallreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM),
                            "all-reduce")
-            host /= self.size
+            scale_by_inverse(host, self.size)
         backend.copy_into(buf, host)
 
     def allreduce_sum(self, buf):

@@ -17,7 +17,7 @@ import socket
 
 from .. import backend
 from ..errors import KernelError
-from .communicator import Communicator, Handle
+from .communicator import Communicator, Handle, scale_by_inverse
 
 
 def nccl_module():
@@ -144,7 +144,7 @@ class NcclCommunicator(Communicator):
                             self.stream.ptr)
         if mean and self.size > 1:
             with self.stream:
-                buf /= self.size
+                scale_by_inverse(buf, self.size)
         return NcclHandle(self.cp, self._done_event(), buf)
 
     def _on_device(self, op, buf, *args):

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import backend
 from ..errors import DistCaffeError
-from .communicator import Communicator, Handle
+from .communicator import Communicator, Handle, scale_by_inverse
 from .mpi import DEFAULT_TIMEOUT_S
 
 GROUP = "dist_caffe"
@@ -131,7 +131,7 @@ class RayCommunicator(Communicator):
 
     def _allreduce_mean(self, buf):
         self.col.allreduce(buf, group_name=self.group)
-        buf /= self.size
+        scale_by_inverse(buf, self.size)
 
     # -- the interface -------------------------------------------------------------
     def start_allreduce_mean(self, buf, what="all-reduce"):
