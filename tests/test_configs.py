@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dist_caffe import TEST, TRAIN, Net
-from dist_caffe.net import filter_net
+from dist_caffe.net_param import filter_net
 from dist_caffe.proto import caffe_pb2, read_net_param, read_solver_param
 from dist_caffe.testing import swap_data_for_input
 from dist_caffe.tools import make_resnet
