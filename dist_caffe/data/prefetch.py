@@ -139,13 +139,31 @@ class _Producer:
         return None
 
 
+def _stop_pool(pool, timeout=10.0):
+    """End the decode workers without ever hanging. The few queued chunks are let finish
+    (close + join); CPython's Pool.terminate alone can deadlock when its task thread is
+    blocked writing to a worker's pipe. Workers still there after `timeout` are killed."""
+    pool.close()
+    _bounded(pool.join, timeout)
+    if any(p.is_alive() for p in pool._pool):
+        for p in pool._pool:
+            p.kill()
+        _bounded(pool.terminate, timeout)
+
+
+def _bounded(fn, timeout):
+    """Run fn in a daemon thread and wait for it at most `timeout` seconds."""
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    t.join(timeout)
+
+
 def _shutdown(producer, thread):
     producer.stop.set()
     if thread is not threading.current_thread():
         thread.join(timeout=10)
     if producer.pool is not None:
-        producer.pool.terminate()
-        producer.pool.join()
+        _stop_pool(producer.pool)
     producer.slots = []
     for shm in producer.shms:
         try:
