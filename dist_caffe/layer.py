@@ -64,7 +64,7 @@ class Layer:
     equal_num_bottom_top = False
     auto_top_blobs = False     # may create missing tops up to min/exact_num_top
     has_backward = True        # False: asking for its backward is a ConfigError (Accuracy, ArgMax)
-    allow_force_backward = lambda self, bottom_index: True  # noqa: E731  Caffe's AllowForceBackward
+    in_place = True            # False: a top may not be one of the bottoms
 
     def __init__(self, param, phase=TRAIN, dtype=np.float32):
         self.param = param
@@ -93,8 +93,15 @@ class Layer:
         return rng.generator()
 
     # -- the contract --------------------------------------------------------
+    def allow_force_backward(self, bottom_index):
+        """Caffe's AllowForceBackward: may force_backward reach this bottom?"""
+        return True
+
     def setup(self, bottom, top):
         self.check_blob_counts(bottom, top)
+        if not self.in_place and any(t is b for t in top for b in bottom):
+            raise self.error("top", "this layer cannot compute in place; give its top a name "
+                                    "of its own")
         self.layer_setup(bottom, top)
         self.reshape(bottom, top)
         self.set_loss_weights(top)

@@ -75,13 +75,11 @@ class ConvolutionLayer(Layer):
     per axis: (in + 2 pad - (dilation (k - 1) + 1)) / stride + 1. Each bottom gets its top.
     """
     type = "Convolution"
+    in_place = False
     min_bottom = min_top = 1
     equal_num_bottom_top = True
 
     def layer_setup(self, bottom, top):
-        if any(t is b for t in top for b in bottom):
-            raise self.error("top", "this layer cannot compute in place; give its top a name of "
-                                    "its own")
         p = self.param.convolution_param
         shape = bottom[0].shape
         read_conv_geometry(self, bottom[0])

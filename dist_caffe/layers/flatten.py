@@ -11,11 +11,8 @@ class FlattenLayer(Layer):
     (no copy, as Caffe), so forward and backward have nothing to do; not in place.
     """
     type = "Flatten"
+    in_place = False
     exact_num_bottom = exact_num_top = 1
-
-    def layer_setup(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise self.error("top", "Flatten cannot run in place; give the top its own name")
 
     def reshape(self, bottom, top):
         p, x = self.param.flatten_param, bottom[0]

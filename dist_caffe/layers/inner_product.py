@@ -15,12 +15,10 @@ class InnerProductLayer(Layer):
     stored (K, num_output) instead of (num_output, K)), weight_filler, bias_filler.
     """
     type = "InnerProduct"
+    in_place = False
     exact_num_bottom = exact_num_top = 1
 
     def layer_setup(self, bottom, top):
-        if any(t is b for t in top for b in bottom):
-            raise self.error("top", "this layer cannot compute in place; give its top a name of "
-                                    "its own")
         p = self.param.inner_product_param
         self.num_output, self.bias_term, self.transpose = p.num_output, p.bias_term, p.transpose
         if self.num_output < 1:

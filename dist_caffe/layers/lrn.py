@@ -38,12 +38,10 @@ class LRNLayer(Layer):
     Reads lrn_param: local_size (odd), alpha, beta, k, norm_region.
     """
     type = "LRN"
+    in_place = False
     exact_num_bottom = exact_num_top = 1
 
     def layer_setup(self, bottom, top):
-        if any(t is b for t in top for b in bottom):
-            raise self.error("top", "this layer cannot compute in place; give its top a name of "
-                                    "its own")
         p = self.param.lrn_param
         self.size, self.alpha, self.beta, self.k = p.local_size, p.alpha, p.beta, p.k
         self.region = p.norm_region

@@ -44,6 +44,7 @@ class PoolingLayer(Layer):
     maximum of each window and may give a second top: that argmax (h * W + w) as a float.
     """
     type = "Pooling"
+    in_place = False
     exact_num_bottom, min_top, max_top = 1, 1, 2
 
     def __new__(cls, param, *args, **kwargs):
@@ -54,9 +55,6 @@ class PoolingLayer(Layer):
         return super().__new__(cls)
 
     def layer_setup(self, bottom, top):
-        if any(t is b for t in top for b in bottom):
-            raise self.error("top", "this layer cannot compute in place; give its top a name of "
-                                    "its own")
         p = self.param.pooling_param
         self.method = p.pool
         if len(top) > 1 and p.pool != MAX:

@@ -12,11 +12,10 @@ class ReshapeLayer(Layer):
     copy, as Caffe), so forward and backward have nothing to do; not in place.
     """
     type = "Reshape"
+    in_place = False
     exact_num_bottom = exact_num_top = 1
 
     def layer_setup(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise self.error("top", "Reshape cannot run in place; give the top its own name")
         dims = list(self.param.reshape_param.shape.dim)
         if dims.count(-1) > 1 or any(d < -1 for d in dims):
             raise self.error("reshape_param.shape", f"found {dims}, expected dimensions >= 0 "
