@@ -77,6 +77,7 @@ class Net:
         self.param = insert_splits(filter_net(param, state, where))
         self.param.state.CopyFrom(state)
         self.after_backward = []  # hooks fn(layer_index) called after each layer's backward
+        self.debug_info = param.debug_info  # log mean |value| of every blob, as Caffe's debug_info
         self._build(where)
         if weights:
             self.copy_from(weights)
@@ -258,7 +259,21 @@ class Net:
             layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
             layer.reshape(bottom, top)
             loss += layer.run_forward(bottom, top)
+            if self.debug_info:
+                self._log_blobs("Forward", i, "top", self.param.layer[i].top, top, "data")
         return loss
+
+    def _log_blobs(self, direction, i, kind, names, blobs, field):
+        """Caffe's debug_info lines: the mean absolute value of each blob (and param)."""
+        layer = self.layers[i]
+        for name, blob in zip(names, blobs):
+            value = float(abs(getattr(blob, field)).mean()) if blob.count else 0.0
+            log.info("    [%s] Layer %s, %s blob %s %s: %g", direction, layer.name, kind, name,
+                     field, value)
+        for j, blob in enumerate(layer.blobs):
+            value = float(abs(getattr(blob, field)).mean()) if blob.count else 0.0
+            log.info("    [%s] Layer %s, param blob %d %s: %g", direction, layer.name, j, field,
+                     value)
 
     def backward_from_to(self, start=None, end=0):
         start = len(self.layers) - 1 if start is None else start
@@ -266,6 +281,9 @@ class Net:
             if self.layer_need_backward[i]:
                 self.layers[i].run_backward(self.top_vecs[i], self.bottom_need_backward[i],
                                             self.bottom_vecs[i])
+                if self.debug_info:
+                    self._log_blobs("Backward", i, "bottom", self.param.layer[i].bottom,
+                                    self.bottom_vecs[i], "diff")
             for hook in self.after_backward:
                 hook(i)
 

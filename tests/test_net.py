@@ -202,3 +202,17 @@ def test_stage_and_level_rules():
     assert list(net_from(text, TEST).layer_dict) == ["in"]
     net = net_from(text, TEST, stages=["deploy"], level=2)
     assert [n for n in net.layer_dict if not n.endswith("_split")] == ["in", "a", "b", "c"]
+
+
+def test_debug_info_logs_every_blob_like_caffe(caplog):
+    net = net_from("debug_info: true\n" + MLP)
+    feed(net)
+    with caplog.at_level("INFO", logger="dist_caffe.net"):
+        net.forward()
+        net.backward()
+    text = caplog.text
+    h = float(np.abs(net.blobs["h"].data).mean())
+    assert f"[Forward] Layer relu, top blob h data: {h:g}" in text
+    assert "[Forward] Layer ip1, param blob 0 data:" in text
+    assert "[Backward] Layer ip2, bottom blob h_relu_0_split_0 diff:" in text
+    assert "[Backward] Layer ip2, param blob 0 diff:" in text

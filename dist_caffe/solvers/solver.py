@@ -133,6 +133,7 @@ class Solver(Update):
             for callback in self.on_iteration_start:
                 callback()
             loss = 0.0
+            self.net.debug_info = p.debug_info and self._display_due()  # Caffe logs on display
             for self.micro_batch in range(p.iter_size):
                 loss += self.net.forward_backward()
             loss /= p.iter_size
