@@ -21,6 +21,22 @@ def assert_caffe_close(actual, expected):
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=atol)
 
 
+def check_against_caffe(layer, ref, name):
+    """Feed `layer` Caffe's input, params and top diff for layer `name`; its top and param
+    diffs must match Caffe's. Returns the bottom blobs (their diffs for the caller to check)."""
+    from dist_caffe.testing import setup_layer
+    bottom, top = setup_layer(layer, [ref[f"data/{layer.param.bottom[0]}"]])
+    for j, blob in enumerate(layer.blobs):
+        blob.data[...] = ref[f"param/{name}/{j}"]
+    layer.forward(bottom, top)
+    top[0].diff[...] = ref[f"diff/{name}"]
+    layer.backward(top, [True], bottom)
+    assert_caffe_close(top[0].data, ref[f"data/{name}"])
+    for j, blob in enumerate(layer.blobs):
+        assert_caffe_close(blob.diff, ref[f"param_diff/{name}/{j}"])
+    return bottom
+
+
 def run_in_place(text, x, dy):
     """Set the layer `text` up with top[0] = bottom[0], one float64 blob holding x; forward,
     then backward from top diff dy. Returns the blob: its data is the top, its diff the bottom

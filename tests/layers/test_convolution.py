@@ -9,7 +9,7 @@ from dist_caffe.errors import ConfigError
 from dist_caffe.layers import convolution
 from dist_caffe.testing import assert_cpu_gpu_parity, check_gradient, make_layer, setup_layer
 
-from .conftest import assert_caffe_close, caffe_layer
+from .conftest import assert_caffe_close, caffe_layer, check_against_caffe
 
 
 def conv_text(num_output, extra="", filler="gaussian"):
@@ -213,17 +213,8 @@ def test_convolution_channels_may_not_change_after_setup():
 @pytest.mark.parametrize("name", ["conv0", "conv_grp", "conv_dil"])
 def test_convolution_matches_bvlc_caffe(conformance, name):
     layer, ref = caffe_layer(conformance, "layer_zoo_a", name)
-    source = layer.param.bottom[0]
-    bottom, top = setup_layer(layer, [ref[f"data/{source}"]])
-    for j, blob in enumerate(layer.blobs):
-        blob.data[...] = ref[f"param/{name}/{j}"]
-    layer.forward(bottom, top)
-    top[0].diff[...] = ref[f"diff/{name}"]
-    layer.backward(top, [True], bottom)
-    assert_caffe_close(top[0].data, ref[f"data/{name}"])
-    for j, blob in enumerate(layer.blobs):
-        assert_caffe_close(blob.diff, ref[f"param_diff/{name}/{j}"])
-    if source == "data":   # read by this layer alone: its diff is this layer's
+    bottom = check_against_caffe(layer, ref, name)
+    if layer.param.bottom[0] == "data":   # read by this layer alone: its diff is this layer's
         assert_caffe_close(bottom[0].diff, ref["diff/data"])
 
 

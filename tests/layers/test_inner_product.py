@@ -6,7 +6,7 @@ from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
 from dist_caffe.testing import assert_cpu_gpu_parity, check_gradient, make_layer, setup_layer
 
-from .conftest import assert_caffe_close, caffe_layer
+from .conftest import caffe_layer, check_against_caffe
 
 
 def ip_text(num_output, extra=""):
@@ -103,15 +103,7 @@ def test_inner_product_input_size_may_not_change():
                                         ("layer_zoo_c", "ip_e")])
 def test_inner_product_matches_bvlc_caffe(conformance, case, name):
     layer, ref = caffe_layer(conformance, case, name)
-    bottom, top = setup_layer(layer, [ref[f"data/{layer.param.bottom[0]}"]])
-    for j, blob in enumerate(layer.blobs):
-        blob.data[...] = ref[f"param/{name}/{j}"]
-    layer.forward(bottom, top)
-    top[0].diff[...] = ref[f"diff/{name}"]
-    layer.backward(top, [True], bottom)
-    assert_caffe_close(top[0].data, ref[f"data/{name}"])
-    for j, blob in enumerate(layer.blobs):
-        assert_caffe_close(blob.diff, ref[f"param_diff/{name}/{j}"])
+    check_against_caffe(layer, ref, name)
 
 
 def test_inner_product_refuses_to_run_in_place():
