@@ -212,3 +212,60 @@ def col2im(col, geometry, num, channels, batch_inner=False, out=None):
     if not written:
         xp.copyto(out, result)
     return out
+
+
+# -- channels-last patches ------------------------------------------------------------------
+# ``im2row`` is the transpose layout, for the CPU: one row per output position (n, *o) and one
+# column per (g, *kernel offset, c), c = channel within group g. Built from a channels-last
+# copy of x, each copied run is (kernel width x channels) long instead of the output width,
+# and the GEMM rows (N*P, K*Cg) @ W (K*Cg, Og) has its large dimension first, where
+# OpenBLAS's kernels are fastest. Convolution runs it on a few images at a time so the matrix
+# stays in cache (dist_caffe/layers/convolution.py).
+
+def _row_layout(geometry, num, channels, group):
+    """Shape of the patch tensor (n, *o, g, *k, c) and the permutation from windows()."""
+    g, nd = geometry, geometry.nd
+    shape = (num,) + g.out + (group,) + g.kernel + (channels // group,)
+    kernel_axes, out_axes = tuple(range(1, nd + 1)), tuple(range(nd + 1, 2 * nd + 1))
+    return shape, (0,) + out_axes + (2 * nd + 1,) + kernel_axes + (2 * nd + 2,)
+
+
+def im2row(x, geometry, group=1, out=None):
+    """The (N*P, C*K) matrix of x's receptive fields, rows (n, *output position) and columns
+    (group, *kernel offset, channel within the group). x: (N, C, *geometry.size)."""
+    xp = get_array_module(x)
+    g, nd = geometry, geometry.nd
+    num, channels = x.shape[:2]
+    # (N, G, Cg, *size) -> (N, *size, G, Cg), zero-padded: a channels-last copy
+    src = x.reshape((num, group, channels // group) + g.size)
+    src = pad_spatial(src.transpose((0,) + tuple(range(3, nd + 3)) + (1, 2)), g.pad, g.pad,
+                      first_axis=1)
+    view = windows(src, g.kernel, g.stride, g.dilation, g.out, first_axis=1)
+    shape, order = _row_layout(g, num, channels, group)
+    rows, cols = num * g.out_count, channels * g.kernel_count
+    out = xp.empty((rows, cols), x.dtype) if out is None else out.reshape(rows, cols)
+    xp.copyto(out.reshape(shape), view.transpose(order))
+    return out
+
+
+def row2im(rows, geometry, num, channels, group=1, out=None):
+    """The adjoint of im2row: add each patch entry back where it was read; returns (or writes
+    into `out`) the (num, channels, *size) array."""
+    xp = get_array_module(rows)
+    g, nd = geometry, geometry.nd
+    padded = tuple(n + 2 * p for n, p in zip(g.size, g.pad))
+    acc = xp.zeros((num,) + padded + (group, channels // group), dtype=rows.dtype)
+    shape, _ = _row_layout(g, num, channels, group)
+    patches = rows.reshape(shape)
+    for offset in itertools.product(*map(range, g.kernel)):
+        sl = offset_slices(offset, g.stride, g.dilation, g.out)
+        acc[(slice(None),) + sl] += patches[(slice(None),) * (nd + 2) + offset]
+    inner = acc[interior((num,) + g.size, g.pad, 1)]
+    # (N, *size, G, Cg) -> (N, G, Cg, *size)
+    result = inner.transpose((0, nd + 1, nd + 2) + tuple(range(1, nd + 1)))
+    shape = (num, channels) + g.size
+    if out is None:
+        return xp.ascontiguousarray(result).reshape(shape)
+    out = out.reshape(shape)
+    xp.copyto(out.reshape(result.shape), result)
+    return out

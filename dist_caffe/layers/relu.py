@@ -13,15 +13,29 @@ class ReLULayer(NeuronLayer):
     """
     type = "ReLU"
 
+    # max/min/multiply rather than where(): where() on a mixed-sign mask measured ~10x slower.
     def forward(self, bottom, top):
-        x, s = bottom[0].data, self.param.relu_param.negative_slope
-        top[0].data[...] = get_array_module(x).where(x > 0, x, x * s)
+        x, y, s = bottom[0].data, top[0].data, self.param.relu_param.negative_slope
+        xp = get_array_module(x)
+        leak = s * xp.minimum(x, 0) if s else None   # before an in-place top overwrites x
+        xp.maximum(x, 0, out=y)
+        if s:
+            y += leak
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        x, dy, s = bottom[0].data, top[0].diff, self.param.relu_param.negative_slope
-        bottom[0].diff[...] = get_array_module(x).where(x > 0, dy, dy * s)
+        x, dy, dx = bottom[0].data, top[0].diff, bottom[0].diff
+        s = self.param.relu_param.negative_slope
+        xp = get_array_module(x)
+        positive = x > 0
+        if s:   # dy * (1 if x > 0 else s), the factor exactly 1 or s in x's dtype
+            factor = (~positive).astype(x.dtype)
+            factor *= s
+            factor += positive
+            xp.multiply(dy, factor, out=dx)
+        else:
+            xp.multiply(dy, positive, out=dx)
 
     def forward_gpu(self, bottom, top):
         x = bottom[0].data

@@ -7,6 +7,7 @@ here through the hook in pooling.py (`PoolingLayer.__new__`).
 import numpy as np
 
 from ..backend import get_array_module
+from ..im2col import pad_spatial, windows
 from ..layer import TRAIN
 from ..proto import caffe_pb2
 from .pooling import MAX, STOCHASTIC, PoolingLayer
@@ -53,6 +54,12 @@ class StochasticPoolingLayer(PoolingLayer):
 
     def backward_gpu(self, top, propagate_down, bottom):
         return self.backward(top, propagate_down, bottom)
+
+    def _windows(self, x, value):
+        """The (N, C, kh, kw, Ho, Wo) windows view of x padded with `value`."""
+        if any(self.pad) or any(self.pad_after):
+            x = pad_spatial(x, self.pad, self.pad_after, value)
+        return windows(x, self.kernel, self.stride, (1, 1), self.out)
 
     def _window_values(self, x):
         """(N, C, K, Ho, Wo): each window's cells in row-major order (past the edge: 0)."""

@@ -103,38 +103,82 @@ def test_convolution_axis_2_treats_leading_axes_as_batch():
     ("kernel_size: 2 kernel_size: 3 stride: 2 stride: 1 pad: 1 pad: 0", (1, 3, 5, 6)),
     ("kernel_size: 1 group: 2", (2, 4, 3, 3)),
     ("kernel_size: 3 pad: 1", (1, 2, 17, 17)),   # wider than BATCH_INNER_MAX_WIDTH
+    ("kernel_size: 2 pad: 2", (2, 2, 4, 4)),      # pad > k - 1: dx through row2im
+    ("kernel_size: 3 pad: 1", (2, 3, 7)),                                        # 1-D
+    ("kernel_size: 2 kernel_size: 3 kernel_size: 2 pad: 1", (1, 2, 3, 4, 3)),    # 3-D
+    ("kernel_size: 2 stride: 2 pad: 1 group: 2", (1, 2, 3, 4, 3)),               # 3-D strided
 ])
-def test_convolution_gradient(extra, shape):
-    check_gradient(make_layer(conv_text(4, extra)), bottom_shapes=[shape])
+@pytest.mark.parametrize("layout", ["rows", "cols"])
+def test_convolution_gradient(monkeypatch, extra, shape, layout):
+    monkeypatch.setattr(convolution, "ROWS_MIN_CHANNELS", 1)   # rows even for 2 channels
+    layer = make_layer(conv_text(4, extra))
+    layer.cpu_layout = layout
+    check_gradient(layer, bottom_shapes=[shape])
+    assert layer._use_rows(np) == (layout == "rows" and not layer.is_1x1)
 
 
-@pytest.mark.parametrize("batch_inner", [False, True])
-@pytest.mark.parametrize("chunk_bytes", [None, 1])
-def test_convolution_layouts_and_chunks_agree(monkeypatch, batch_inner, chunk_bytes):
-    """Both im2col column orders, and batches split into chunks, give the same numbers."""
-    if chunk_bytes:
-        monkeypatch.setattr(convolution, "COL_BUFFER_BYTES", chunk_bytes)
-    rng = np.random.default_rng(3)
-    x, dy = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((5, 6, 4, 3))
-    text = conv_text(6, "kernel_size: 3 stride: 2 pad: 1 group: 2")
+LAYOUTS = [("cols", False), ("cols", True), ("rows", None)]   # (cpu_layout, batch_inner)
+
+
+def _run_layout(text, x, dy, layout, batch_inner, chunked, monkeypatch):
+    """Forward + backward of a fresh layer (same weights: same seed) in one layout."""
+    if chunked:   # one image per chunk
+        monkeypatch.setattr(convolution, "COL_BUFFER_BYTES", 1)
+        monkeypatch.setattr(convolution, "ROW_CHUNK_BYTES", 1)
+    monkeypatch.setattr(convolution, "ROWS_MIN_CHANNELS", 1)
     layer = make_layer(text)
+    layer.cpu_layout = layout
     bottom, top = setup_layer(layer, [x])
-    layer.batch_inner = batch_inner
+    assert layer._use_rows(np) == (layout == "rows")
+    if batch_inner is not None:
+        layer.batch_inner = batch_inner
     layer.forward(bottom, top)
     top[0].diff[...] = dy
     layer.backward(top, [True], bottom)
-    assert len(layer.chunks) == (5 if chunk_bytes else 1)
-    ref = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, (2, 2), (1, 1), (1, 1), 2)
-    np.testing.assert_allclose(top[0].data, ref, rtol=1e-12, atol=1e-12)
-    other = make_layer(text)
-    b2, t2 = setup_layer(other, [x])
-    other.batch_inner = not batch_inner
-    other.forward(b2, t2)
-    t2[0].diff[...] = dy
-    other.backward(t2, [True], b2)
-    np.testing.assert_allclose(bottom[0].diff, b2[0].diff, rtol=1e-12, atol=1e-12)
-    for mine, theirs in zip(layer.blobs, other.blobs):
+    chunks = layer.row_chunks if layout == "rows" else layer.chunks
+    assert len(chunks) == (len(x) if chunked else 1)
+    monkeypatch.undo()
+    return layer, top[0].data.copy(), bottom[0].diff.copy()
+
+
+@pytest.mark.parametrize("extra, correlation", [
+    ("kernel_size: 3 stride: 2 pad: 1 group: 2", False),   # strided: dx through row2im
+    ("kernel_size: 3 pad: 2 dilation: 2 group: 2", True),  # dx as a convolution of dy
+    ("kernel_size: 1 pad: 1", False),                      # pad > d (k - 1): row2im
+])
+@pytest.mark.parametrize("layout, batch_inner", LAYOUTS)
+@pytest.mark.parametrize("chunked", [False, True])
+def test_convolution_layouts_and_chunks_agree(monkeypatch, extra, correlation, layout,
+                                              batch_inner, chunked):
+    """Both im2col column orders, im2row, and batches split into chunks give the same numbers
+    as the direct reference (forward) and as whole-batch im2col (backward)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 4, 7, 6))
+    text = conv_text(6, extra)
+    base = make_layer(text)
+    _, top = setup_layer(base, [x])
+    dy = rng.standard_normal(top[0].shape)
+    assert base.backward_by_correlation == correlation
+    want_layer, _, want_dx = _run_layout(text, x, dy, "cols", False, False, monkeypatch)
+    layer, y, dx = _run_layout(text, x, dy, layout, batch_inner, chunked, monkeypatch)
+    g = layer.geometry
+    ref = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, g.stride, g.pad,
+                         g.dilation, layer.group)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-12)
+    for mine, theirs in zip(layer.blobs, want_layer.blobs):
         np.testing.assert_allclose(mine.diff, theirs.diff, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels, group, rows", [(16, 1, True), (3, 1, False), (32, 4, False),
+                                                   (64, 4, True)])
+def test_convolution_picks_im2row_for_enough_channels_per_group(channels, group, rows):
+    x = np.random.default_rng(4).standard_normal((2, channels, 6, 6))
+    layer, _, top = _forward(conv_text(4, f"kernel_size: 3 group: {group}"), x)
+    assert layer._use_rows(np) == rows
+    ref = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, (1, 1), (0, 0), (1, 1),
+                         group)
+    np.testing.assert_allclose(top[0].data, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_convolution_two_bottoms_share_weights_and_sum_their_gradients():

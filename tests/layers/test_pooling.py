@@ -70,6 +70,7 @@ GEOMETRIES = [  # (params, H, W, kernel, stride, pad)
     ("kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0", 6, 5,
      (3, 2), (2, 1), (1, 0)),
     ("kernel_size: 4 stride: 3 pad: 2", 9, 10, (4, 4), (3, 3), (2, 2)),
+    ("kernel_size: 2 stride: 3 pad: 1", 8, 7, (2, 2), (3, 3), (1, 1)),   # gaps between windows
 ]
 
 
@@ -156,6 +157,7 @@ def test_floor_round_mode():
     ("kernel_size: 3 stride: 2", (1, 2, 6, 6)),
     ("kernel_size: 2 stride: 2 pad: 1", (1, 2, 5, 5)),
     ("kernel_h: 3 kernel_w: 2 stride: 1 pad_h: 1", (1, 2, 4, 5)),
+    ("kernel_size: 2 stride: 3 pad: 1", (1, 2, 8, 7)),
     ("global_pooling: true", (2, 2, 3, 4)),
 ])
 def test_pooling_gradient(method, params, shape):
