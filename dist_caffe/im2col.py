@@ -246,26 +246,3 @@ def im2row(x, geometry, group=1, out=None):
     out = xp.empty((rows, cols), x.dtype) if out is None else out.reshape(rows, cols)
     xp.copyto(out.reshape(shape), view.transpose(order))
     return out
-
-
-def row2im(rows, geometry, num, channels, group=1, out=None):
-    """The adjoint of im2row: add each patch entry back where it was read; returns (or writes
-    into `out`) the (num, channels, *size) array."""
-    xp = get_array_module(rows)
-    g, nd = geometry, geometry.nd
-    padded = tuple(n + 2 * p for n, p in zip(g.size, g.pad))
-    acc = xp.zeros((num,) + padded + (group, channels // group), dtype=rows.dtype)
-    shape, _ = _row_layout(g, num, channels, group)
-    patches = rows.reshape(shape)
-    for offset in itertools.product(*map(range, g.kernel)):
-        sl = offset_slices(offset, g.stride, g.dilation, g.out)
-        acc[(slice(None),) + sl] += patches[(slice(None),) * (nd + 2) + offset]
-    inner = acc[interior((num,) + g.size, g.pad, 1)]
-    # (N, *size, G, Cg) -> (N, G, Cg, *size)
-    result = inner.transpose((0, nd + 1, nd + 2) + tuple(range(1, nd + 1)))
-    shape = (num, channels) + g.size
-    if out is None:
-        return xp.ascontiguousarray(result).reshape(shape)
-    out = out.reshape(shape)
-    xp.copyto(out.reshape(result.shape), result)
-    return out

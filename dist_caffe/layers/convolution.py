@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import filler
 from ..backend import get_array_module
-from ..im2col import ConvGeometry, as_tuple, col2im, im2col, im2row, row2im
+from ..im2col import ConvGeometry, as_tuple, col2im, im2col, im2row
 from ..layer import Layer, register_layer
 
 # Bound on one layer's im2col matrix: a batch whose matrix would be larger runs in chunks of
@@ -18,11 +18,12 @@ BATCH_INNER_MAX_WIDTH = 16
 # On the CPU a batch runs through im2row (channels-last patches, see im2col.py) a few images at
 # a time, as many as fit this many bytes of patch matrix: the matrix then stays in cache
 # between its copy and its GEMM. Measured on CIFAR-10 quick's conv2 (32x16x16, 5x5, batch
-# 100): forward 33 -> 22 ms, backward 58 -> 48 ms against whole-batch im2col, best near 2 MB.
-ROW_CHUNK_BYTES = 2 << 20
-# ... when a group has at least this many channels: im2row copies runs of (kernel width x
-# channels) floats, im2col runs of output width; below this (RGB or gray inputs) im2col won:
-# CIFAR conv1 (3 channels) took 24 ms backward through im2row against 12 ms through im2col.
+# 100): forward 31 -> 22 ms, backward 54 -> 43 ms against whole-batch im2col; 0.5-8 MB
+# chunks tried on conv2 and conv3, 4 MB best for both.
+ROW_CHUNK_BYTES = 4 << 20
+# ... when a group has at least this many channels (im2row copies runs of kernel width x
+# channels floats, im2col runs of output width: CIFAR's 3-channel conv1 took 24 ms backward
+# through im2row, 12 through im2col) and the input gradient is a correlation (see reshape).
 ROWS_MIN_CHANNELS = 16
 
 
@@ -146,7 +147,10 @@ class ConvolutionLayer(Layer):
         self.row_chunks = [(n, min(n + step, self.num)) for n in range(0, self.num, step)]
         # With stride 1 and pad <= d (k - 1) on every axis, the input gradient is itself a
         # convolution: of dy, padded by d (k - 1) - pad, with the flipped, transposed kernel.
-        self.backward_by_correlation = all(
+        # It costs a GEMM per input position instead of per output position: worth it for
+        # "same" convolutions (CIFAR's 5x5 pad 2), not for "valid" ones (LeNet's conv2, 12x12
+        # -> 8x8: 2.3x the FLOPs; 13.6 ms backward against 9.6 through im2col + col2im).
+        self.backward_by_correlation = g.out_count >= math.prod(g.size) and all(
             s == 1 and p <= d * (k - 1) for s, p, d, k in zip(g.stride, g.pad, g.dilation,
                                                               g.kernel))
         self._col_valid = False
@@ -175,6 +179,7 @@ class ConvolutionLayer(Layer):
 
     def _use_rows(self, xp):
         return (xp is np and self.cpu_layout == "rows" and not self.is_1x1
+                and self.backward_by_correlation
                 and self.channels // self.group >= ROWS_MIN_CHANNELS)
 
     # -- forward / backward --------------------------------------------------
@@ -266,8 +271,8 @@ class ConvolutionLayer(Layer):
             y = t.data.reshape(self.num, O, g.out_count)
             for n0, n1 in self.row_chunks:
                 n = n1 - n0
-                rows = im2row(x[n0:n1], g, self.group,
-                              out=self._buffer("rows", (n * g.out_count, w.shape[1] * self.group), x))
+                shape = (n * g.out_count, self.channels * g.kernel_count)
+                rows = im2row(x[n0:n1], g, self.group, out=self._buffer("rows", shape, x))
                 yrows = self._grouped_matmul(rows, w, self._buffer("yrows", (len(rows), O), x))
                 images = yrows.reshape(n, g.out_count, O).transpose(0, 2, 1)
                 if self.bias_term:
@@ -277,49 +282,40 @@ class ConvolutionLayer(Layer):
 
     def _backward_rows(self, top, propagate_down, bottom):
         g, G, O, C = self.geometry, self.group, self.num_output, self.channels
+        Og, Cg, K = O // G, C // G, g.kernel_count
         need_w = self.param_propagate_down[0]
         if self.bias_term and self.param_propagate_down[1]:
             for t in top:
                 self.blobs[1].diff[...] += t.diff.reshape(self.num, O, -1).sum(axis=(0, 2))
-        w = self._row_weights()
-        if any(propagate_down[:len(bottom)]) and self.backward_by_correlation:
-            flipped = self.blobs[0].data.reshape((G, O // G, C // G) + self.kernel)[
-                (Ellipsis,) + (slice(None, None, -1),) * g.nd]
-            # [g, (k, o), c] = W[g*Og + o, c, flipped k]
-            w_back = np.ascontiguousarray(flipped.reshape(G, O // G, C // G, -1)
-                                          .transpose(0, 3, 1, 2)).reshape(G, -1, C // G)
-            g_back = ConvGeometry(g.out, g.kernel, 1,
-                                  [d * (k - 1) - p for d, k, p in zip(g.dilation, g.kernel, g.pad)],
-                                  g.dilation)
-        dw = np.zeros_like(w.transpose(0, 2, 1)) if need_w else None   # (G, Og, K*Cg)
+        # dx = dy correlated with the flipped kernel, input and output channels swapped:
+        # w_back[g, (k, o), c] = W[g*Og + o, c, K - 1 - k] (the kernel flipped on every axis).
+        flipped = self.blobs[0].data.reshape((G, Og, Cg) + self.kernel)[
+            (Ellipsis,) + (slice(None, None, -1),) * g.nd]
+        w_back = np.ascontiguousarray(flipped.reshape(G, Og, Cg, K).transpose(0, 3, 1, 2))
+        w_back = w_back.reshape(G, K * Og, Cg)
+        g_back = ConvGeometry(g.out, g.kernel, 1, [d * (k - 1) - p for d, k, p in
+                                                   zip(g.dilation, g.kernel, g.pad)], g.dilation)
+        dw = np.zeros((G, Og, K * Cg), self.blobs[0].dtype) if need_w else None
         for i, (t, b) in enumerate(zip(top, bottom)):
-            if not (need_w or propagate_down[i]):
-                continue
             x = b.data.reshape((self.num, C) + g.size)
             dy = t.diff.reshape((self.num, O) + g.out)
-            for n0, n1 in self.row_chunks:
+            for n0, n1 in self.row_chunks if need_w or propagate_down[i] else ():
                 n, p = n1 - n0, g.out_count
-                dyrows = self._buffer("yrows", (n * p, O), x)
-                np.copyto(dyrows.reshape(n, p, O), dy[n0:n1].reshape(n, O, p).transpose(0, 2, 1))
-                if need_w:
-                    rows = im2row(x[n0:n1], g, G, out=self._buffer("rows", (n * p, C * g.kernel_count), x))
+                if need_w:   # dW[g] += dy[g]^T (Og, nP) @ patches[g] (nP, K*Cg)
+                    dyrows = self._buffer("yrows", (n * p, O), x)
+                    np.copyto(dyrows.reshape(n, p, O),
+                              dy[n0:n1].reshape(n, O, p).transpose(0, 2, 1))
+                    rows = im2row(x[n0:n1], g, G, out=self._buffer("rows", (n * p, C * K), x))
                     for j in range(G):
-                        dw[j] += dyrows[:, j * (O // G):(j + 1) * (O // G)].T @ \
-                            rows[:, j * w.shape[1]:(j + 1) * w.shape[1]]
-                if not propagate_down[i]:
-                    continue
-                dx = b.diff.reshape((self.num, C) + g.size)[n0:n1]
-                if self.backward_by_correlation:
+                        dw[j] += dyrows[:, j * Og:(j + 1) * Og].T @ rows[:, j * K * Cg:
+                                                                         (j + 1) * K * Cg]
+                if propagate_down[i]:
                     rows = im2row(dy[n0:n1], g_back, G, out=self._buffer(
-                        "rows", (n * g_back.out_count, O * g.kernel_count), x))
-                    dxrows = self._grouped_matmul(rows, w_back, self._buffer(
-                        "dxrows", (len(rows), C), x))
-                    np.copyto(dx.reshape(n, C, -1), dxrows.reshape(n, -1, C).transpose(0, 2, 1))
-                else:
-                    drows = self._grouped_matmul(dyrows, w.transpose(0, 2, 1), self._buffer(
-                        "rows", (n * p, C * g.kernel_count), x))
-                    row2im(drows, g, n, C, G, out=dx)
+                        "rows", (n * g_back.out_count, O * K), x))
+                    dxrows = self._grouped_matmul(rows, w_back,
+                                                  self._buffer("dxrows", (len(rows), C), x))
+                    dx = b.diff.reshape((self.num, C, -1))[n0:n1]
+                    np.copyto(dx, dxrows.reshape(n, -1, C).transpose(0, 2, 1))
         if need_w:   # (G, Og, (k, c)) -> (O, Cg, k)
-            K = g.kernel_count
-            self.blobs[0].diff.reshape(G, O // G, C // G, K)[...] += \
-                dw.reshape(G, O // G, K, C // G).transpose(0, 1, 3, 2)
+            self.blobs[0].diff.reshape(G, Og, Cg, K)[...] += \
+                dw.reshape(G, Og, K, Cg).transpose(0, 1, 3, 2)

@@ -5,7 +5,9 @@
 
 The PyTorch side is built from the same NetParameter (conv, pooling in ceil mode, LRN, inner
 product, ReLU, dropout, softmax loss) with our initial weights, and uses as many threads as
-OPENBLAS_NUM_THREADS gives numpy.
+OPENBLAS_NUM_THREADS gives numpy. The two alternate step by step (one iteration of each per
+round) and the medians are compared: on a shared host, load that comes and goes then falls
+on both sides alike instead of on whichever ran during it.
 """
 import os
 import time
@@ -14,7 +16,7 @@ import numpy as np
 
 from ..layer import TRAIN
 from .flags import Parser
-from .time import build_net, time_net
+from .time import build_net
 
 
 def _torch_forward(net, torch, F, tensors, params):
@@ -62,14 +64,12 @@ def _torch_forward(net, torch, F, tensors, params):
     return loss
 
 
-def time_torch(net, iterations):
+def torch_step(net):
+    """One PyTorch forward+backward of `net`'s layers with its current weights, as a callable."""
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(int(os.environ.get("OPENBLAS_NUM_THREADS", "1")))
     tensors = {n: torch.from_numpy(np.array(net.blobs[n].data)) for n in net.inputs}
-    for n in net.inputs:
-        if net.blobs[n].num_axes > 1:
-            tensors[n].requires_grad_(False)
     params = {name: [torch.from_numpy(np.array(b.data)).requires_grad_() for b in blobs]
               for name, blobs in net.params.items()}
 
@@ -78,12 +78,21 @@ def time_torch(net, iterations):
             for p in ps:
                 p.grad = None
         _torch_forward(net, torch, F, dict(tensors), params).backward()
+    return step
 
-    step()
-    start = time.perf_counter()
-    for _ in range(iterations):
+
+def alternate(steps, rounds):
+    """Seconds per call of each callable in `steps`, calling them in turn `rounds` times
+    (after one warm-up call each)."""
+    times = [[] for _ in steps]
+    for step in steps:
         step()
-    return (time.perf_counter() - start) * 1e3 / iterations
+    for _ in range(rounds):
+        for k, step in enumerate(steps):
+            start = time.perf_counter()
+            step()
+            times[k].append(time.perf_counter() - start)
+    return times
 
 
 def main(argv=None):
@@ -97,13 +106,18 @@ def main(argv=None):
     args = p.parse(argv)
     shape = tuple(int(d) for d in args.input_shape.split(",")) if args.input_shape else None
     net = build_net(args.model, TRAIN, args.batch, shape)
-    _, _, ours = time_net(net, args.iterations)
-    theirs = time_torch(net, args.iterations)
+
+    def ours():
+        net.clear_param_diffs()
+        net.forward_backward()
+    mine, theirs = alternate([ours, torch_step(net)], args.iterations)
     n = net.blobs[net.inputs[0]].shape[0]
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "?")
-    print(f"{os.path.basename(args.model)} batch {n} threads {threads}: dist_caffe {ours:.1f} ms "
-          f"({n * 1e3 / ours:.0f} img/s), PyTorch {theirs:.1f} ms ({n * 1e3 / theirs:.0f} img/s), "
-          f"ratio {ours / theirs:.2f}")
+    a, b = np.median(mine) * 1e3, np.median(theirs) * 1e3
+    print(f"{os.path.basename(args.model)} batch {n} threads {threads}, median of "
+          f"{args.iterations}: dist_caffe {a:.1f} ms ({n * 1e3 / a:.0f} img/s), PyTorch "
+          f"{b:.1f} ms ({n * 1e3 / b:.0f} img/s), ratio {a / b:.2f} (fastest: "
+          f"{min(mine) * 1e3:.1f} vs {min(theirs) * 1e3:.1f} ms)")
     return 0
 
 

@@ -147,3 +147,23 @@ def test_matches_the_layers_numpy_im2col(dev):
         im, = dev.run(F, "im2col_col2im", x.size, dcol, *a, np.zeros(shape, np.float32))[1:]
         np.testing.assert_allclose(im, im2col_py.col2im(dcol, g, shape[0], shape[1], batch_inner),
                                    rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size, k, pad, stride, dil, group", [
+    ((7, 6), (3, 3), (1, 1), (2, 2), (1, 1), 2),
+    ((8, 7), (3, 2), (2, 1), (1, 1), (2, 2), 1),
+    ((4, 5, 6), (2, 3, 2), (1, 1, 1), (2, 2, 2), (1, 1, 1), 1),   # 3-D
+    ((9,), (3,), (1,), (1,), (1,), 3),                             # 1-D
+])
+def test_im2row_is_im2col_transposed_per_group(size, k, pad, stride, dil, group):
+    """im2row holds im2col's entries: row (n, position), column (group, offset, channel)."""
+    from dist_caffe.im2col import ConvGeometry, im2col, im2row
+    num, channels = 3, 6
+    x = np.random.default_rng(5).standard_normal((num, channels) + size)
+    g = ConvGeometry(size, k, stride, pad, dil)
+    rows = im2row(x, g, group)
+    cols = im2col(x, g)   # rows (channel, offset), columns (n, position)
+    kk, cg = g.kernel_count, channels // group
+    assert rows.shape == (num * g.out_count, channels * kk)
+    want = cols.reshape(group, cg, kk, num * g.out_count).transpose(3, 0, 2, 1)
+    np.testing.assert_array_equal(rows.reshape(num * g.out_count, group, kk, cg), want)

@@ -103,7 +103,7 @@ def test_convolution_axis_2_treats_leading_axes_as_batch():
     ("kernel_size: 2 kernel_size: 3 stride: 2 stride: 1 pad: 1 pad: 0", (1, 3, 5, 6)),
     ("kernel_size: 1 group: 2", (2, 4, 3, 3)),
     ("kernel_size: 3 pad: 1", (1, 2, 17, 17)),   # wider than BATCH_INNER_MAX_WIDTH
-    ("kernel_size: 2 pad: 2", (2, 2, 4, 4)),      # pad > k - 1: dx through row2im
+    ("kernel_size: 2 pad: 2", (2, 2, 4, 4)),      # pad > k - 1: im2col even if "rows"
     ("kernel_size: 3 pad: 1", (2, 3, 7)),                                        # 1-D
     ("kernel_size: 2 kernel_size: 3 kernel_size: 2 pad: 1", (1, 2, 3, 4, 3)),    # 3-D
     ("kernel_size: 2 stride: 2 pad: 1 group: 2", (1, 2, 3, 4, 3)),               # 3-D strided
@@ -114,7 +114,8 @@ def test_convolution_gradient(monkeypatch, extra, shape, layout):
     layer = make_layer(conv_text(4, extra))
     layer.cpu_layout = layout
     check_gradient(layer, bottom_shapes=[shape])
-    assert layer._use_rows(np) == (layout == "rows" and not layer.is_1x1)
+    assert layer._use_rows(np) == (layout == "rows" and layer.backward_by_correlation
+                                   and not layer.is_1x1)
 
 
 LAYOUTS = [("cols", False), ("cols", True), ("rows", None)]   # (cpu_layout, batch_inner)
@@ -129,7 +130,7 @@ def _run_layout(text, x, dy, layout, batch_inner, chunked, monkeypatch):
     layer = make_layer(text)
     layer.cpu_layout = layout
     bottom, top = setup_layer(layer, [x])
-    assert layer._use_rows(np) == (layout == "rows")
+    assert layer._use_rows(np) == (layout == "rows" and layer.backward_by_correlation)
     if batch_inner is not None:
         layer.batch_inner = batch_inner
     layer.forward(bottom, top)
@@ -142,9 +143,10 @@ def _run_layout(text, x, dy, layout, batch_inner, chunked, monkeypatch):
 
 
 @pytest.mark.parametrize("extra, correlation", [
-    ("kernel_size: 3 stride: 2 pad: 1 group: 2", False),   # strided: dx through row2im
+    ("kernel_size: 3 stride: 2 pad: 1 group: 2", False),   # strided: im2col even if "rows"
     ("kernel_size: 3 pad: 2 dilation: 2 group: 2", True),  # dx as a convolution of dy
-    ("kernel_size: 1 pad: 1", False),                      # pad > d (k - 1): row2im
+    ("kernel_size: 3 pad: 1", True),
+    ("kernel_size: 1 pad: 1", False),                      # pad > d (k - 1): im2col
 ])
 @pytest.mark.parametrize("layout, batch_inner", LAYOUTS)
 @pytest.mark.parametrize("chunked", [False, True])
@@ -170,13 +172,16 @@ def test_convolution_layouts_and_chunks_agree(monkeypatch, extra, correlation, l
         np.testing.assert_allclose(mine.diff, theirs.diff, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("channels, group, rows", [(16, 1, True), (3, 1, False), (32, 4, False),
-                                                   (64, 4, True)])
-def test_convolution_picks_im2row_for_enough_channels_per_group(channels, group, rows):
+@pytest.mark.parametrize("channels, group, extra, rows", [
+    (16, 1, "pad: 1", True), (3, 1, "pad: 1", False), (32, 4, "pad: 1", False),
+    (64, 4, "pad: 1", True), (16, 1, "pad: 0", False), (16, 1, "pad: 1 stride: 2", False)])
+def test_convolution_picks_im2row_for_same_convolutions_with_enough_channels(channels, group,
+                                                                              extra, rows):
     x = np.random.default_rng(4).standard_normal((2, channels, 6, 6))
-    layer, _, top = _forward(conv_text(4, f"kernel_size: 3 group: {group}"), x)
+    layer, _, top = _forward(conv_text(4, f"kernel_size: 3 group: {group} {extra}"), x)
     assert layer._use_rows(np) == rows
-    ref = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, (1, 1), (0, 0), (1, 1),
+    g = layer.geometry
+    ref = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, g.stride, g.pad, (1, 1),
                          group)
     np.testing.assert_allclose(top[0].data, ref, rtol=1e-12, atol=1e-12)
 
