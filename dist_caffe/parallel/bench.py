@@ -2,6 +2,7 @@
 
     mpiexec -n 2 python -m dist_caffe.parallel.bench allreduce [--sizes 1,4,16,64,256]
         (1) all-reduce bus bandwidth of our mpi communicator vs raw mpi4py Allreduce, same bytes
+            (ours: start_allreduce_sum + wait, the reducer's path during training)
     python -m dist_caffe.parallel.bench scaling [--nets lenet,cifar_quick,caffenet]
         (2) weak scaling: img/s of 2 ranks x 1 thread (mpiexec -n 2) vs 1 rank x 1 thread,
         (3) the fraction of all-reduce time hidden behind backward
@@ -61,7 +62,8 @@ def allreduce_rows(comm, raw, barrier, sizes_mb, reps):
     rows, n = [], comm.size
     for mb in sizes_mb:
         buf = np.ones(int(mb * (1 << 20)) // 4, np.float32)
-        ours, theirs = time_pair(comm.allreduce_mean, raw, buf, barrier, reps)
+        ours, theirs = time_pair(lambda b: comm.start_allreduce_sum(b).wait(), raw, buf,
+                                 barrier, reps)
         ours, theirs = (max(t) for t in zip(*comm.allgather_object((ours, theirs))))
         nbytes, factor = buf.nbytes, 2 * (n - 1) / n
         rows.append((mb, ours, theirs, nbytes / ours * factor / 1e9,
@@ -162,7 +164,7 @@ def buckets_alone(comm, reducer, reps=3):
     for _ in range(reps + 1):
         comm.barrier()
         t0 = time.perf_counter()
-        handles = [comm.start_allreduce_mean(diff[b.start:b.end]) for b in reducer.buckets]
+        handles = [comm.start_allreduce_sum(diff[b.start:b.end]) for b in reducer.buckets]
         for h in handles:
             h.wait()
         times.append(time.perf_counter() - t0)

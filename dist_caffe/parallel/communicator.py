@@ -28,7 +28,12 @@ class Communicator:
     def allreduce_mean(self, buf):
         self.start_allreduce_mean(buf).wait()
 
-    def start_allreduce_mean(self, buf) -> Handle:
+    def start_allreduce_mean(self, buf, what="all-reduce") -> Handle:
+        raise NotImplementedError
+
+    def start_allreduce_sum(self, buf, what="all-reduce") -> Handle:
+        """The sum, not divided by size: the gradient reducer's path, the solver folding
+        1/size into the scale its update applies anyway (no separate pass over the buffer)."""
         raise NotImplementedError
 
     def allreduce_sum(self, buf):
@@ -55,7 +60,10 @@ class LocalCommunicator(Communicator):
 
     name = "local"
 
-    def start_allreduce_mean(self, buf):
+    def start_allreduce_mean(self, buf, what="all-reduce"):
+        return Handle()
+
+    def start_allreduce_sum(self, buf, what="all-reduce"):
         return Handle()
 
     def allreduce_sum(self, buf):

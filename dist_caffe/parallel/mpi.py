@@ -1,8 +1,8 @@
 """The `mpi` communicator: mpi4py on host buffers — plain and obvious, the oracle for the others.
 
-`start_allreduce_mean` posts an `MPI.Iallreduce` on a host copy of the bucket (the bucket
-itself on the CPU path) and returns at once; `wait()` completes it and divides by the world
-size. MPICH only moves a non-blocking collective forward while some MPI call runs in this
+`start_allreduce_sum`/`_mean` post an `MPI.Iallreduce` on a host copy of the bucket (the
+bucket itself on the CPU path) and return at once; `wait()` completes it (and for the mean
+multiplies by 1/size). MPICH only moves a non-blocking collective forward while some MPI call runs in this
 process, so the reducer calls `poll()` after every layer's backward: that is what makes a
 bucket's reduction actually overlap the rest of backward.
 
@@ -59,11 +59,11 @@ def in_mpi_job() -> bool:
 
 
 class MpiHandle(Handle):
-    """An `Iallreduce` in flight; `wait()` finishes it, scales it and copies it back."""
+    """An `Iallreduce` in flight; `wait()` finishes it, scales it (mean) and copies it back."""
 
-    def __init__(self, comm, request, host, buf, what):
+    def __init__(self, comm, request, host, buf, what, mean):
         self.comm, self.request, self.host, self.buf, self.what = comm, request, host, buf, what
-        self.done = False
+        self.mean, self.done = mean, False
 
     def test(self) -> bool:
         """Move the collective forward without blocking; True once it completed."""
@@ -73,7 +73,8 @@ class MpiHandle(Handle):
         if self.done:
             return
         self.comm._complete(self.request, self.what)
-        scale_by_inverse(self.host, self.comm.size)
+        if self.mean:
+            scale_by_inverse(self.host, self.comm.size)
         backend.copy_into(self.buf, self.host)   # no-op on the CPU path, one H2D copy on GPU
         self.done = True
 
@@ -136,14 +137,20 @@ class MpiCommunicator(Communicator):
         self._pending = [h for h in self._pending if not h.test()]
 
     # -- the interface -----------------------------------------------------------
-    def start_allreduce_mean(self, buf, what="all-reduce"):
+    def _start_allreduce(self, buf, what, mean):
         host = np.ascontiguousarray(backend.to_cpu(buf))  # buf itself on the CPU path
         if self.size == 1:
             return Handle()
         request = self.comm.Iallreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM)
-        handle = MpiHandle(self, request, host, buf, what)
+        handle = MpiHandle(self, request, host, buf, what, mean)
         self._pending = [h for h in self._pending if not h.done] + [handle]
         return handle
+
+    def start_allreduce_mean(self, buf, what="all-reduce"):
+        return self._start_allreduce(buf, what, mean=True)
+
+    def start_allreduce_sum(self, buf, what="all-reduce"):
+        return self._start_allreduce(buf, what, mean=False)
 
     def allreduce_mean(self, buf):
         host = np.ascontiguousarray(backend.to_cpu(buf))

@@ -160,6 +160,11 @@ class NcclCommunicator(Communicator):
             return self._on_device(self.allreduce_mean, buf)
         return self._start(buf, mean=True)
 
+    def start_allreduce_sum(self, buf, what="all-reduce"):
+        if not backend.is_gpu_array(buf):
+            return self._on_device(self.allreduce_sum, buf)
+        return self._start(buf, mean=False)
+
     def allreduce_sum(self, buf):
         if not backend.is_gpu_array(buf):
             return self._on_device(self.allreduce_sum, buf)

@@ -129,18 +129,27 @@ class RayCommunicator(Communicator):
     def _call(self, what, fn, *args):
         return self._submit(what, fn, *args).wait()
 
-    def _allreduce_mean(self, buf):
+    def _allreduce_sum(self, buf):
         self.col.allreduce(buf, group_name=self.group)
+
+    def _allreduce_mean(self, buf):
+        self._allreduce_sum(buf)
         scale_by_inverse(buf, self.size)
 
     # -- the interface -------------------------------------------------------------
+
     def start_allreduce_mean(self, buf, what="all-reduce"):
         if self.size == 1:
             return Handle()
         return self._submit(what, self._allreduce_mean, buf)
 
+    def start_allreduce_sum(self, buf, what="all-reduce"):
+        if self.size == 1:
+            return Handle()
+        return self._submit(what, self._allreduce_sum, buf)
+
     def allreduce_sum(self, buf):
-        self._call("all-reduce (sum)", lambda b: self.col.allreduce(b, group_name=self.group), buf)
+        self._call("all-reduce (sum)", self._allreduce_sum, buf)
 
     def broadcast(self, buf, root=0):
         self._call(f"broadcast from rank {root}",

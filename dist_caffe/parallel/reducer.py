@@ -7,15 +7,18 @@ bucket (so communication starts after the first layers' backward) and ~25 MB aft
 PyTorch DDP — and remembers, for each bucket, the layer after whose backward all of its
 gradients are final (the minimum `ready_layer` over its params; a shared weight is final only
 after its *first* user's backward). A `net.after_backward` hook starts each bucket's
-asynchronous all-reduce-mean the moment that layer is done; `wait()` (the solver's
-`on_gradients_ready`) completes them all before the update.
+asynchronous all-reduce the moment that layer is done; `wait()` (the solver's
+`on_gradients_ready`) completes them all before the update. With `mean=False` the buckets
+are left holding the sum over replicas: the data-parallel trainer sets the solver's
+`grad_scale` to 1/size instead, which its update multiplies in with iter_size and clipping
+(on the CPU that saves a pass over every gradient; on the GPU the fused update kernel
+applies it).
 
 Why the order is safe: every rank builds the same net, so every rank starts the same buckets
 in the same order, which collectives need. Why `poll()` after each layer: MPI progresses a
 non-blocking collective only inside MPI calls. `iter_size` micro-batches: gradients
 accumulate locally and only the last backward pass starts reductions.
 """
-import inspect
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -85,7 +88,7 @@ def assign_buckets(layout, learnable_count, itemsize=4, bucket_mb=DEFAULT_BUCKET
 
 
 class Reducer:
-    """Starts each bucket's all-reduce-mean from the net's after-backward hook; `wait()` ends them.
+    """Starts each bucket's all-reduce from the net's after-backward hook; `wait()` ends them.
 
     `events` records ("backward", layer, t), ("start", bucket, t), ("done", bucket, t) (first
     seen complete) and ("wait", -1, t0, t1) with time.perf_counter() stamps, for tests, the
@@ -93,12 +96,12 @@ class Reducer:
     """
 
     def __init__(self, net, comm, bucket_mb=DEFAULT_BUCKET_MB,
-                 first_bucket_mb=DEFAULT_FIRST_BUCKET_MB, iter_size=1, record=True):
+                 first_bucket_mb=DEFAULT_FIRST_BUCKET_MB, iter_size=1, record=True, mean=True):
         self.net, self.comm, self.iter_size, self.record = net, comm, max(1, int(iter_size)), record
+        self.mean = mean
         self.buckets = assign_buckets(net.param_layout, net.learnable_count,
                                       net.param_diff.dtype.itemsize, bucket_mb, first_bucket_mb)
         self.events, self.handles = deque(maxlen=200_000), {}  # bounded: long runs record too
-        self._named = "what" in inspect.signature(comm.start_allreduce_mean).parameters
         self.iteration = 0
         self.start_iteration()  # _next: first bucket not started; _micro: passes seen
         self._poll = getattr(comm, "poll", None)
@@ -140,10 +143,9 @@ class Reducer:
         b = self.buckets[k]
         if self.record:
             self.events.append(("start", k, time.perf_counter()))
-        view = self.net.param_diff[b.start:b.end]
-        self.handles[k] = (self.comm.start_allreduce_mean(
-            view, what=f"all-reduce of gradient bucket {k} (iteration {self.iteration})")
-            if self._named else self.comm.start_allreduce_mean(view))
+        start = self.comm.start_allreduce_mean if self.mean else self.comm.start_allreduce_sum
+        self.handles[k] = start(self.net.param_diff[b.start:b.end],
+                                what=f"all-reduce of gradient bucket {k} (iteration {self.iteration})")
         self._next = k + 1
 
     def _note_done(self):
@@ -155,7 +157,8 @@ class Reducer:
                 self.events.append(("done", k, now))
 
     def wait(self):
-        """Finish every bucket (starting any the hooks did not reach); the mean is in place."""
+        """Finish every bucket (starting any the hooks did not reach); the mean (or sum) is in
+        place."""
         t0 = time.perf_counter()
         while self._next < len(self.buckets):  # backward ran partially, or hooks were bypassed
             self._start(self._next)

@@ -202,7 +202,9 @@ class DataParallel:
                                  "replica's; pass comm= to get_solver")
         if comm.size > 1:
             self.reducer = Reducer(net, comm, opts.bucket_mb, opts.first_bucket_mb,
-                                   iter_size=solver.param.iter_size, record=bool(opts.timeline))
+                                   iter_size=solver.param.iter_size, record=bool(opts.timeline),
+                                   mean=False)
+            solver.grad_scale = 1.0 / comm.size   # the buckets hold sums; see reducer.py
             self._check_same_layout()
             solver.on_iteration_start.append(self.reducer.start_iteration)
             solver.on_gradients_ready.append(self.reducer.wait)
@@ -363,7 +365,7 @@ def timing_reducer(net, bucket_mb=DEFAULT_BUCKET_MB):
     None on a single process."""
     gpus = [backend.device()] if backend.mode() == backend.GPU else []
     comm = launch_module("mpi").init(Options(), gpus=gpus)
-    return Reducer(net, comm, bucket_mb) if comm.size > 1 else None
+    return Reducer(net, comm, bucket_mb, mean=False) if comm.size > 1 else None
 
 
 def gather_timeline(timeline, reducer):

@@ -87,7 +87,7 @@ class Update:
             self._info("Iteration %d, lr = %s", self.iter, fmt(rate))
         n = self.net.learnable_count
         diff, data = self.net.param_diff[:n], self.net.param_data[:n]
-        scale = self.clip_scale(self.net.param_diff) / self.param.iter_size
+        scale = self.clip_scale(self.net.param_diff) * self.grad_scale / self.param.iter_size
         library = self._fused_library()
         if library is not None and n:
             self._fused_update(library, n, rate, scale)
@@ -98,15 +98,22 @@ class Update:
         self.compute_update(diff, self.param_rates(rate), [row[:n] for row in self.history])
         data -= diff
 
+    # Multiplies the learnable gradients before the update: a data-parallel trainer whose
+    # reducer leaves sums over N replicas sets 1/N (parallel/reducer.py).
+    grad_scale = 1.0
+
     def clip_scale(self, diff):
-        """clip_gradients / (global L2 norm of diff) when the norm exceeds it, else 1.
+        """clip_gradients / (global L2 norm of the gradient) when the norm exceeds it, else 1.
         As Caffe, the norm spans every param's diff: frozen ones are zero unless the net
-        has force_backward, and then Caffe counts them too."""
+        has force_backward, and then Caffe counts them too. The learnable part counts times
+        grad_scale (frozen diffs are never reduced: they are this replica's own)."""
         clip = self.param.clip_gradients
         if clip < 0 or diff.size == 0:
             return 1.0
-        xp = backend.get_array_module(diff)
-        norm = math.sqrt(float(xp.vdot(diff, diff)))
+        xp, n = backend.get_array_module(diff), self.net.learnable_count
+        learnable, frozen = diff[:n], diff[n:]
+        norm = math.sqrt(float(xp.vdot(learnable, learnable)) * self.grad_scale ** 2
+                         + float(xp.vdot(frozen, frozen)))
         if norm <= clip:
             return 1.0
         self._info("Gradient clipping: scaling down gradients (L2 norm %s > %s) by scale "

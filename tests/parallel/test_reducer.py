@@ -15,13 +15,13 @@ from .jobs import NET
 
 
 class PeerHandle(Handle):
-    def __init__(self, comm, k, buf):
-        self.comm, self.k, self.buf = comm, k, buf
+    def __init__(self, comm, k, buf, mean):
+        self.comm, self.k, self.buf, self.mean = comm, k, buf, mean
 
     def wait(self):
         self.comm.waited.append(self.k)
-        # the mean with a peer whose gradient is 3x ours: (g + 3g) / 2 = 2g
-        self.buf *= 2
+        # with a peer whose gradient is 3x ours: the sum 4g, the mean (g + 3g) / 2 = 2g
+        self.buf *= 2 if self.mean else 4
 
 
 class RecordingComm(LocalCommunicator):
@@ -33,16 +33,21 @@ class RecordingComm(LocalCommunicator):
 
     def start_allreduce_mean(self, buf, what=""):
         self.started.append(what)
-        return PeerHandle(self, len(self.started) - 1, buf)
+        return PeerHandle(self, len(self.started) - 1, buf, mean=True)
+
+    def start_allreduce_sum(self, buf, what=""):
+        self.started.append(what)
+        return PeerHandle(self, len(self.started) - 1, buf, mean=False)
 
 
-def make(iter_size=1):
+def make(iter_size=1, mean=True):
     net = Net(parse_text(NET.format(b=3), caffe_pb2.NetParameter), TRAIN)
     g = np.random.default_rng(0)
     net.blobs["data"].data[...] = g.standard_normal(net.blobs["data"].shape)
     net.blobs["label"].data[...] = [0, 3, 4]
     comm = RecordingComm()
-    reducer = Reducer(net, comm, bucket_mb=0.002, first_bucket_mb=0.0005, iter_size=iter_size)
+    reducer = Reducer(net, comm, bucket_mb=0.002, first_bucket_mb=0.0005, iter_size=iter_size,
+                      mean=mean)
     return net, comm, reducer
 
 
@@ -71,15 +76,16 @@ def test_each_bucket_starts_right_after_its_ready_layer():
     assert comm.waited == []          # nothing waits inside backward
 
 
-def test_wait_completes_every_bucket_and_the_mean_is_in_place():
-    net, comm, reducer = make()
+@pytest.mark.parametrize("mean, factor", [(True, 2), (False, 4)])
+def test_wait_completes_every_bucket_and_the_mean_or_sum_is_in_place(mean, factor):
+    net, comm, reducer = make(mean=mean)
     net.clear_param_diffs()
     net.forward_backward()
     local = net.param_diff.copy()
     reducer.wait()
     assert sorted(comm.waited) == list(range(len(reducer.buckets)))
     n = net.learnable_count
-    np.testing.assert_array_equal(net.param_diff[:n], 2 * local[:n])
+    np.testing.assert_array_equal(net.param_diff[:n], factor * local[:n])
     np.testing.assert_array_equal(net.param_diff[n:], local[n:])  # frozen: untouched
     assert reducer.events[-1][0] == "wait"
 

@@ -145,3 +145,29 @@ def test_per_element_rates_keep_the_xp_path(make_solver):
     solver.param_rates = lambda rate: solver.lr_mult * np.float32(rate)   # e.g. LARS
     solver.net.param_diff[...] = 1
     solver.apply_update()
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("kind", list(RULES))
+def test_grad_scale_folds_a_sum_over_replicas_into_the_update(make_solver, kind, fused):
+    """A data-parallel reducer leaves the sum over N replicas and sets grad_scale = 1/N: the
+    same steps as the mean with grad_scale 1, clipping (its norm is of the mean) and iter_size
+    included, and a frozen param's own (unreduced) diff counted in the clipping norm as is."""
+    text = f'type: "{kind}" {COMMON} {RULES[kind]}'
+    mean, summed = make_solver(text, frozen=True), make_solver(text, frozen=True)
+    if fused:
+        shim = pytest.importorskip("dist_caffe.testing.kernel_shim")
+        mean.kernel_library = summed.kernel_library = shim.SHIM
+    summed.grad_scale = 1 / 4
+    g = np.random.default_rng(5)
+    n = mean.net.learnable_count
+    for it in range(4):
+        diff = g.normal(size=mean.net.param_diff.size).astype(np.float32) * (3 if it % 2 else 0.2)
+        diff[n:] *= 0.5                         # frozen: force_backward-style local gradient
+        for solver, factor in ((mean, 1), (summed, 4)):
+            solver.iter = it
+            solver.net.param_diff[...] = diff
+            solver.net.param_diff[:n] *= factor
+            solver.apply_update()
+    np.testing.assert_allclose(summed.net.param_data, mean.net.param_data, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(summed.history, mean.history, rtol=1e-4, atol=1e-9)
