@@ -11,6 +11,7 @@ Small Python objects are gathered as pickled bytes in uint8 tensors (lengths fir
 the collective API only carries tensors.
 """
 import pickle
+import os
 import queue
 import sys
 import threading
@@ -98,7 +99,7 @@ class RayCommunicator(Communicator):
         except Exception as e:  # noqa: BLE001 — Ray raises RuntimeError/TimeoutError/ValueError
             raise DistCaffeError(f"rank {self.rank}: could not join the Ray collective group "
                                  f"'{group}' ({backend_name}, {self.size} workers): {e}") from e
-        self._queue = queue.Queue()
+        self._queue, self._in_flight = queue.Queue(), []
         self._thread = threading.Thread(target=self._serve, name="dist-caffe-ray-comm",
                                         daemon=True)  # daemon: a hung peer must not block exit
         self._thread.start()
@@ -124,7 +125,16 @@ class RayCommunicator(Communicator):
     def _submit(self, what, fn, *args):
         future = Future()
         self._queue.put((fn, args, future))
+        self._in_flight = [f for f in self._in_flight if not f.done()] + [future]
         return RayHandle(future, what, self.timeout_s, self.rank)
+
+    def poll(self):
+        """Called by the reducer between layers: while a collective is in flight, give this
+        core to the communication thread (with one core per replica, a woken thread would
+        otherwise wait for the compute thread's time slice to end)."""
+        self._in_flight = [f for f in self._in_flight if not f.done()]
+        if self._in_flight:
+            os.sched_yield()
 
     def _call(self, what, fn, *args):
         return self._submit(what, fn, *args).wait()

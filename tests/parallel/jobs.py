@@ -177,6 +177,9 @@ def job_collectives(out):
     h = comm.start_allreduce_mean(x)
     h.wait()
     results["mean"] = x.tolist()
+    x = np.arange(10, dtype=np.float32) * (r + 1)
+    comm.start_allreduce_sum(x, what="sum test").wait()   # the gradient reducer's path
+    results["start_sum"] = x.tolist()
     y = np.full(5, r + 1.0)
     comm.allreduce_sum(y)
     results["sum"] = y.tolist()

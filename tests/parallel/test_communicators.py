@@ -71,6 +71,7 @@ def test_mpi_collectives_match_numpy(tmp_path):
         assert got["intra"] == [r, 2] and got["inter"] == [0, 1]   # one node here
         # rank r holds arange * (r + 1): the mean over 2 ranks is arange * 1.5
         np.testing.assert_array_equal(got["mean"], np.arange(10) * 1.5)
+        np.testing.assert_array_equal(got["start_sum"], np.arange(10) * 3)
         assert got["sum"] == [3.0] * 5
         assert got["bcast"] == [1.0] * 3                            # from root 1
         assert got["gather"] == [{"r": 0}, {"r": 1}]
@@ -130,3 +131,23 @@ def test_watchdog_names_a_dead_local_rank_within_its_interval():
     assert lost and lost[0][0] == 1
     assert f"rank 0: lost rank 1 (pid {child.pid} on " in lost[0][1]
     assert "its process is gone" in lost[0][1] and lost[0][1].endswith("Resume.")
+
+
+def test_ray_poll_yields_the_core_only_while_a_collective_is_in_flight(monkeypatch):
+    """The reducer calls poll() between layers; the Ray communicator then lets its
+    communication thread run (sched_yield) if, and only if, something is in flight."""
+    from concurrent.futures import Future
+    from dist_caffe.parallel import ray_comm
+    yields = []
+    monkeypatch.setattr(ray_comm.os, "sched_yield", lambda: yields.append(1))
+    comm = object.__new__(ray_comm.RayCommunicator)   # no Ray cluster: only poll's logic
+    comm._in_flight = []
+    comm.poll()
+    pending, done = Future(), Future()
+    done.set_result(None)
+    comm._in_flight = [done, pending]
+    comm.poll()
+    assert yields == [1] and comm._in_flight == [pending]
+    pending.set_result(None)
+    comm.poll()
+    assert yields == [1] and comm._in_flight == []
