@@ -200,32 +200,36 @@ class PoolingLayer(Layer):
         """Write each window's maximum (fmax: NaNs skipped) into `best`; return the index
         h * W + w in the input plane of its first maximum (Caffe's mask).
 
-        One pass: the window offset o = i * kw + j is recorded where a cell is strictly greater
-        than the running maximum (Caffe's `>` scan keeps the earliest maximum). Offsets grow, so
-        max(first, o * greater) is that update without a (slow) masked store. A running maximum
-        that is NaN (all cells so far NaN) is also replaced by the next number.
+        One pass: the cell's place in the window, i * row + j, is recorded where a cell is
+        strictly greater than the running maximum (Caffe's `>` scan keeps the earliest maximum).
+        With row >= kw those places grow in scan order, so max(first, place * greater) is that
+        update without a (slow) masked store, in a small integer type. A running maximum that
+        is NaN (all cells so far NaN) is also replaced by the next number.
         """
-        k, width = self.kernel[0] * self.kernel[1], self.size[1]
-        itype = xp.dtype(xp.int8 if k < 128 else xp.int32).type
-        phases, offsets = self._phases(x, -xp.inf), list(self._offsets())
+        (kh, kw), width = self.kernel, self.size[1]
+        row = max(width, kw)    # = W unless padding makes the kernel wider than the input
+        itype = xp.dtype(xp.int16 if (kh - 1) * row + kw <= 32767 else xp.int32).type
+        phases = self._phases(x, -xp.inf)
         best = self._cell(phases, 0, 0).copy()
         first, term = xp.zeros(best.shape, itype), xp.empty(best.shape, itype)
         greater = xp.empty(best.shape, bool)
         nan_start = bool(xp.isnan(best).any())
-        for o, (i, j) in enumerate(offsets[1:], 1):
+        for i, j in list(self._offsets())[1:]:
             cell = self._cell(phases, i, j)
             xp.greater(cell, best, out=greater)
             if nan_start:
                 greater |= xp.isnan(best) & ~xp.isnan(cell)
             xp.fmax(best, cell, out=best)
-            xp.multiply(greater, itype(o), out=term)
+            xp.multiply(greater, itype(i * row + j), out=term)
             xp.maximum(first, term, out=first)
-        shift = xp.asarray([i * width + j for i, j in offsets], dtype=xp.int32)
+        out[...] = self._crop(best, *x.shape[:2])
         (sh, sw), (ph, pw) = self.stride, self.pad
         start = ((xp.arange(self.out[0], dtype=xp.int32) * sh - ph).reshape(-1, 1) * width
                  + xp.arange(self.out[1], dtype=xp.int32) * sw - pw)  # each window's corner
-        out[...] = self._crop(best, *x.shape[:2])
-        return xp.take(shift, self._crop(first, *x.shape[:2])) + start
+        index = self._crop(first, *x.shape[:2]) + start             # int32 (start's type)
+        if row != width:   # i * row + j -> i * width + j
+            index -= (index - start) // row * (row - width)
+        return index
 
     def _forward_ave(self, x, y, xp):
         if self._is_global():

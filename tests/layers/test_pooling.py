@@ -71,6 +71,7 @@ GEOMETRIES = [  # (params, H, W, kernel, stride, pad)
      (3, 2), (2, 1), (1, 0)),
     ("kernel_size: 4 stride: 3 pad: 2", 9, 10, (4, 4), (3, 3), (2, 2)),
     ("kernel_size: 2 stride: 3 pad: 1", 8, 7, (2, 2), (3, 3), (1, 1)),   # gaps between windows
+    ("kernel_size: 3 stride: 1 pad: 1", 3, 2, (3, 3), (1, 1), (1, 1)),   # kernel wider than W
 ]
 
 
