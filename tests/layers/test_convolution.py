@@ -202,10 +202,14 @@ def test_convolution_two_bottoms_share_weights_and_sum_their_gradients():
     np.testing.assert_allclose(layer.blobs[1].diff, np.full(4, 3 * 2 * 9.0))
 
 
-def test_convolution_backward_accumulates_param_diffs_and_respects_propagate_down():
+@pytest.mark.parametrize("batch_inner", [False, True])   # False: per-image GEMMs on the CPU
+@pytest.mark.parametrize("extra", ["kernel_size: 3 pad: 1", "kernel_size: 3 group: 2 stride: 2"])
+def test_convolution_backward_accumulates_param_diffs_and_respects_propagate_down(batch_inner,
+                                                                                   extra):
     rng = np.random.default_rng(5)
-    layer = make_layer(conv_text(3, "kernel_size: 3 pad: 1"))
-    bottom, top = setup_layer(layer, [rng.standard_normal((2, 2, 4, 4))])
+    layer = make_layer(conv_text(4, extra))
+    bottom, top = setup_layer(layer, [rng.standard_normal((2, 2, 5, 5))])
+    layer.batch_inner = batch_inner
     layer.forward(bottom, top)
     top[0].diff[...] = rng.standard_normal(top[0].shape)
     layer.backward(top, [True], bottom)
