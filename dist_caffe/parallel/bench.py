@@ -273,7 +273,8 @@ class _RayBench:
         return train_throughput(self.comm, name, iters, batch, bucket_mb=bucket_mb)
 
 
-def run_ray(nets, sizes_mb, reps, iters=None, batch=None, bucket_mb=None, baselines=None):
+def run_ray(nets, sizes_mb, reps, iters=None, batch=None, bucket_mb=None, baselines=None,
+            repeat=3):
     import ray
     env = dict(ONE_THREAD)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
@@ -288,9 +289,14 @@ def run_ray(nets, sizes_mb, reps, iters=None, batch=None, bucket_mb=None, baseli
         print_allreduce(rows, "ray comm", "raw collective")
         pairs = []
         for name in nets:
-            two = ray.get([a.train.remote(name, iters, batch, bucket_mb) for a in actors])[0]
-            one = (baselines or {}).get(name) or single_process(name, iters, batch)
-            pairs.append((one, two))
+            ones, twos = [], []
+            for _ in range(repeat):  # interleaved, as run_scaling; the median run of each
+                twos.append(ray.get([a.train.remote(name, iters, batch, bucket_mb)
+                                     for a in actors])[0])
+                if not (baselines or {}).get(name):
+                    ones.append(single_process(name, iters, batch))
+            one = (baselines or {}).get(name) or median_run(ones)
+            pairs.append((one, median_run(twos)))
         print_scaling(pairs, "(4) weak scaling, ray: 2 actors x 1 thread vs 1 process x 1 thread")
         return rows, pairs
     finally:
@@ -325,7 +331,7 @@ def main(argv=None):
     if a.what == "scaling":
         run_scaling(nets, a.iters, a.batch, a.bucket_mb, a.repeat)
     if a.what == "ray":
-        run_ray(nets, sizes, a.reps, a.iters, a.batch, a.bucket_mb)
+        run_ray(nets, sizes, a.reps, a.iters, a.batch, a.bucket_mb, repeat=a.repeat)
     if a.what == "all":
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, **ONE_THREAD, PYTHONPATH=root)
@@ -334,7 +340,7 @@ def main(argv=None):
                        check=True)
         pairs = run_scaling(nets, a.iters, a.batch, a.bucket_mb, a.repeat)
         run_ray(nets, sizes, a.reps, a.iters, a.batch, a.bucket_mb,
-                {one["net"]: one for one, _ in pairs})
+                {one["net"]: one for one, _ in pairs}, repeat=a.repeat)
     return 0
 
 
