@@ -25,6 +25,12 @@ ROW_CHUNK_BYTES = 4 << 20
 # channels floats, im2col runs of output width: CIFAR's 3-channel conv1 took 24 ms backward
 # through im2row, 12 through im2col) and the input gradient is a correlation (see reshape).
 ROWS_MIN_CHANNELS = 16
+# ... and when dy's patches (num_output / group x kernel positions per row, what the input
+# gradient's correlation copies) are at most this wide. Measured (batch x C -> O, k, input):
+# im2row ahead for 100x32->64 5x5 8x8 (1600 wide: 54 vs 63 ms fwd+bwd), 16x128->128 3x3 28x28
+# (1152: 144 vs 154), even for 8x64->64 3x3 56x56 (576); behind for CaffeNet's 16x256->384 3x3
+# 13x13 (3456: 179 vs 169) and 16x96->256 5x5 27x27 (6400: 550 vs 517).
+ROWS_MAX_DY_COLUMNS = 2048
 
 
 def read_spatial(layer, param, field, nd, default, hw=None):
@@ -186,7 +192,9 @@ class ConvolutionLayer(Layer):
     def _use_rows(self, xp):
         return (xp is np and self.cpu_layout == "rows" and not self.is_1x1
                 and self.backward_by_correlation
-                and self.channels // self.group >= ROWS_MIN_CHANNELS)
+                and self.channels // self.group >= ROWS_MIN_CHANNELS
+                and self.num_output // self.group * self.geometry.kernel_count
+                <= ROWS_MAX_DY_COLUMNS)
 
     # -- forward / backward --------------------------------------------------
     def forward(self, bottom, top):

@@ -172,13 +172,16 @@ def test_convolution_layouts_and_chunks_agree(monkeypatch, extra, correlation, l
         np.testing.assert_allclose(mine.diff, theirs.diff, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("channels, group, extra, rows", [
-    (16, 1, "pad: 1", True), (3, 1, "pad: 1", False), (32, 4, "pad: 1", False),
-    (64, 4, "pad: 1", True), (16, 1, "pad: 0", False), (16, 1, "pad: 1 stride: 2", False)])
-def test_convolution_picks_im2row_for_same_convolutions_with_enough_channels(channels, group,
-                                                                              extra, rows):
+@pytest.mark.parametrize("channels, outputs, group, extra, rows", [
+    (16, 4, 1, "pad: 1", True), (3, 4, 1, "pad: 1", False), (32, 4, 4, "pad: 1", False),
+    (64, 4, 4, "pad: 1", True), (16, 4, 1, "pad: 0", False), (16, 4, 1, "pad: 1 stride: 2", False),
+    (16, 227, 1, "pad: 1", True), (16, 228, 1, "pad: 1", False)])   # 227 x 9 <= 2048 < 228 x 9
+def test_convolution_picks_im2row_for_same_convolutions_it_is_faster_for(channels, outputs,
+                                                                         group, extra, rows):
+    """Stride-1 'same' convolutions, 16+ channels per group in, dy patches at most
+    ROWS_MAX_DY_COLUMNS wide; the output matches the direct reference either way."""
     x = np.random.default_rng(4).standard_normal((2, channels, 6, 6))
-    layer, _, top = _forward(conv_text(4, f"kernel_size: 3 group: {group} {extra}"), x)
+    layer, _, top = _forward(conv_text(outputs, f"kernel_size: 3 group: {group} {extra}"), x)
     assert layer._use_rows(np) == rows
     g = layer.geometry
     ref = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, g.stride, g.pad, (1, 1),
