@@ -189,20 +189,37 @@ def test_convolution_picks_im2row_for_same_convolutions_it_is_faster_for(channel
     np.testing.assert_allclose(top[0].data, ref, rtol=1e-12, atol=1e-12)
 
 
-def test_convolution_two_bottoms_share_weights_and_sum_their_gradients():
+@pytest.mark.parametrize("layout", ["rows", "cols"])
+def test_convolution_two_bottoms_share_weights_and_sum_their_gradients(monkeypatch, layout):
+    monkeypatch.setattr(convolution, "ROWS_MIN_CHANNELS", 1)
     rng = np.random.default_rng(4)
     x1, x2 = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((2, 3, 5, 5))
-    layer = make_layer(conv_text(4, "kernel_size: 3"))
+    layer = make_layer(conv_text(4, "kernel_size: 3 pad: 1"))
+    layer.cpu_layout = layout
     bottom, top = setup_layer(layer, [x1, x2], num_top=2)
+    assert layer._use_rows(np) == (layout == "rows")
     layer.forward(bottom, top)
     w, b = layer.blobs[0].data, layer.blobs[1].data
     for x, t in ((x1, top[0]), (x2, top[1])):
-        np.testing.assert_allclose(t.data, reference_conv(x, w, b, (1, 1), (0, 0), (1, 1), 1),
+        np.testing.assert_allclose(t.data, reference_conv(x, w, b, (1, 1), (1, 1), (1, 1), 1),
                                    rtol=1e-12, atol=1e-12)
-    top[0].diff[...], top[1].diff[...] = 1.0, 2.0
+    dy1, dy2 = rng.standard_normal(top[0].shape), rng.standard_normal(top[1].shape)
+    top[0].diff[...], top[1].diff[...] = dy1, dy2
     layer.backward(top, [True, True], bottom)
-    # d(sum y1 + 2 sum y2)/db = (1 + 2) * number of output positions per channel and image
-    np.testing.assert_allclose(layer.blobs[1].diff, np.full(4, 3 * 2 * 9.0))
+    np.testing.assert_allclose(layer.blobs[1].diff, (dy1 + dy2).sum(axis=(0, 2, 3)), rtol=1e-12)
+    # each bottom's own gradient, and the weight gradient summed, as two single-bottom layers
+    weight_diffs = []
+    for x, dy, bot in ((x1, dy1, bottom[0]), (x2, dy2, bottom[1])):
+        single = make_layer(conv_text(4, "kernel_size: 3 pad: 1"))
+        single.cpu_layout = "cols"
+        b1, t1 = setup_layer(single, [x])
+        single.blobs[0].data[...], single.blobs[1].data[...] = w, b
+        single.forward(b1, t1)
+        t1[0].diff[...] = dy
+        single.backward(t1, [True], b1)
+        np.testing.assert_allclose(bot.diff, b1[0].diff, rtol=1e-12, atol=1e-12)
+        weight_diffs.append(single.blobs[0].diff.copy())
+    np.testing.assert_allclose(layer.blobs[0].diff, sum(weight_diffs), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("batch_inner", [False, True])   # False: per-image GEMMs on the CPU
