@@ -37,7 +37,7 @@ from .. import backend
 from ..errors import ConfigError, DistCaffeError
 from . import factory
 from .reducer import DEFAULT_BUCKET_MB, DEFAULT_FIRST_BUCKET_MB, Reducer
-from .replica import Replica
+from .replica import Replica, share_cpu_threads
 
 log = logging.getLogger("dist_caffe.parallel")
 LARS_EXCLUDED_TYPES = ("BatchNorm", "Scale", "Bias")
@@ -365,6 +365,7 @@ def timing_reducer(net, bucket_mb=DEFAULT_BUCKET_MB):
     None on a single process."""
     gpus = [backend.device()] if backend.mode() == backend.GPU else []
     comm = launch_module("mpi").init(Options(), gpus=gpus)
+    share_cpu_threads(comm.intra_size)   # as in training (Replica)
     return Reducer(net, comm, bucket_mb, mean=False) if comm.size > 1 else None
 
 
