@@ -37,7 +37,9 @@ def share_cpu_threads(ranks_on_node):
     if ranks_on_node <= 1 or any(os.environ.get(v) for v in THREAD_VARS):
         return None
     from threadpoolctl import threadpool_limits
-    threads = max(1, len(os.sched_getaffinity(0)) // ranks_on_node)
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")  # not on macOS
+             else os.cpu_count() or 1)
+    threads = max(1, cores // ranks_on_node)
     threadpool_limits(threads, user_api="blas")   # not as a context: it stays
     return threads
 
