@@ -222,14 +222,6 @@ def col2im(col, geometry, num, channels, batch_inner=False, out=None):
 # OpenBLAS's kernels are fastest. Convolution runs it on a few images at a time so the matrix
 # stays in cache (dist_caffe/layers/convolution.py).
 
-def _row_layout(geometry, num, channels, group):
-    """Shape of the patch tensor (n, *o, g, *k, c) and the permutation from windows()."""
-    g, nd = geometry, geometry.nd
-    shape = (num,) + g.out + (group,) + g.kernel + (channels // group,)
-    kernel_axes, out_axes = tuple(range(1, nd + 1)), tuple(range(nd + 1, 2 * nd + 1))
-    return shape, (0,) + out_axes + (2 * nd + 1,) + kernel_axes + (2 * nd + 2,)
-
-
 def im2row(x, geometry, group=1, out=None):
     """The (N*P, C*K) matrix of x's receptive fields, rows (n, *output position) and columns
     (group, *kernel offset, channel within the group). x: (N, C, *geometry.size)."""
@@ -240,8 +232,10 @@ def im2row(x, geometry, group=1, out=None):
     src = x.reshape((num, group, channels // group) + g.size)
     src = pad_spatial(src.transpose((0,) + tuple(range(3, nd + 3)) + (1, 2)), g.pad, g.pad,
                       first_axis=1)
-    view = windows(src, g.kernel, g.stride, g.dilation, g.out, first_axis=1)
-    shape, order = _row_layout(g, num, channels, group)
+    view = windows(src, g.kernel, g.stride, g.dilation, g.out, first_axis=1)  # (N, *k, *o, G, Cg)
+    kernel_axes, out_axes = tuple(range(1, nd + 1)), tuple(range(nd + 1, 2 * nd + 1))
+    order = (0,) + out_axes + (2 * nd + 1,) + kernel_axes + (2 * nd + 2,)   # (N, *o, G, *k, Cg)
+    shape = (num,) + g.out + (group,) + g.kernel + (channels // group,)
     rows, cols = num * g.out_count, channels * g.kernel_count
     out = xp.empty((rows, cols), x.dtype) if out is None else out.reshape(rows, cols)
     xp.copyto(out.reshape(shape), view.transpose(order))

@@ -145,12 +145,12 @@ class ConvolutionLayer(Layer):
         self.batch_inner = self.num > 1 and g.out[-1] <= BATCH_INNER_MAX_WIDTH
         # A 1x1 kernel at stride 1 without pad needs no im2col: x itself is the column matrix.
         self.is_1x1 = g.kernel_count == 1 and set(g.stride) == {1} and not any(g.pad)
-        rows = self.channels * g.kernel_count
-        per_image = rows * g.out_count * bottom[0].dtype.itemsize
-        step = max(1, min(self.num, COL_BUFFER_BYTES // max(per_image, 1)))
-        self.chunks = [(n, min(n + step, self.num)) for n in range(0, self.num, step)]
-        step = max(1, min(self.num, ROW_CHUNK_BYTES // max(per_image, 1)))
-        self.row_chunks = [(n, min(n + step, self.num)) for n in range(0, self.num, step)]
+        per_image = self.channels * g.kernel_count * g.out_count * bottom[0].dtype.itemsize
+
+        def spans(budget):   # [n0, n1) runs of images whose patch matrix fits `budget` bytes
+            step = max(1, min(self.num, budget // max(per_image, 1)))
+            return [(n, min(n + step, self.num)) for n in range(0, self.num, step)]
+        self.chunks, self.row_chunks = spans(COL_BUFFER_BYTES), spans(ROW_CHUNK_BYTES)
         # With stride 1 and pad <= d (k - 1) on every axis, the input gradient is itself a
         # convolution: of dy, padded by d (k - 1) - pad, with the flipped, transposed kernel.
         # It costs a GEMM per input position instead of per output position: worth it for
@@ -232,19 +232,20 @@ class ConvolutionLayer(Layer):
 
     def backward(self, top, propagate_down, bottom):
         xp = get_array_module(top[0].diff)
+        if self.bias_term and self.param_propagate_down[1]:   # the same in either layout
+            for t in top:
+                self.blobs[1].diff[...] += t.diff.reshape(self.num, self.num_output,
+                                                          -1).sum(axis=2).sum(axis=0)
         if self._use_rows(xp):
             return self._backward_rows(top, propagate_down, bottom)
         g, G, O = self.geometry, self.group, self.num_output
         need_w = self.param_propagate_down[0]
-        need_b = self.bias_term and self.param_propagate_down[1]
         w = self.blobs[0].data.reshape(G, O // G, -1)
         for i, (t, b) in enumerate(zip(top, bottom)):
             need_x = propagate_down[i]
             dy = t.diff.reshape(self.num, O, g.out_count)
             x = b.data.reshape((self.num, self.channels) + g.size)
             dx = b.diff.reshape((self.num, self.channels) + g.size) if need_x else None
-            if need_b:
-                self.blobs[1].diff[...] += dy.sum(axis=2).sum(axis=0)
             if need_x and self.is_1x1:
                 xp.matmul(w.transpose(0, 2, 1), dy.reshape(self.num, G, O // G, -1),
                           out=dx.reshape(self.num, G, -1, g.out_count))
@@ -310,9 +311,6 @@ class ConvolutionLayer(Layer):
         g, G, O, C = self.geometry, self.group, self.num_output, self.channels
         Og, Cg, K = O // G, C // G, g.kernel_count
         need_w = self.param_propagate_down[0]
-        if self.bias_term and self.param_propagate_down[1]:
-            for t in top:
-                self.blobs[1].diff[...] += t.diff.reshape(self.num, O, -1).sum(axis=(0, 2))
         # dx = dy correlated with the flipped kernel, input and output channels swapped:
         # w_back[g, (k, o), c] = W[g*Og + o, c, K - 1 - k] (the kernel flipped on every axis).
         flipped = self.blobs[0].data.reshape((G, Og, Cg) + self.kernel)[

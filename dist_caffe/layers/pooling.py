@@ -197,7 +197,7 @@ class PoolingLayer(Layer):
             top[1].data[...] = self.index
 
     def _max_and_first_index(self, x, out, xp):
-        """Write each window's maximum (fmax: NaNs skipped) into `best`; return the index
+        """Write each window's maximum (fmax: NaNs skipped) into `out`; return the index
         h * W + w in the input plane of its first maximum (Caffe's mask).
 
         One pass: the cell's place in the window, i * row + j, is recorded where a cell is

@@ -2,9 +2,9 @@
 
 `start_allreduce_sum`/`_mean` post an `MPI.Iallreduce` on a host copy of the bucket (the
 bucket itself on the CPU path) and return at once; `wait()` completes it (and for the mean
-multiplies by 1/size). MPICH only moves a non-blocking collective forward while some MPI call runs in this
-process, so the reducer calls `poll()` after every layer's backward: that is what makes a
-bucket's reduction actually overlap the rest of backward.
+multiplies by 1/size). MPICH only moves a non-blocking collective forward while some MPI
+call runs in this process, so the reducer calls `poll()` after every layer's backward: that
+is what makes a bucket's reduction actually overlap the rest of backward.
 
 Every wait is bounded (`timeout_s`): a collective that never completes (a peer that hangs,
 or ranks that disagree on how many collectives to run) ends in a DistCaffeError naming the

@@ -10,8 +10,8 @@ bucket in flight. Waits are bounded by `timeout_s`.
 Small Python objects are gathered as pickled bytes in uint8 tensors (lengths first), since
 the collective API only carries tensors.
 """
-import pickle
 import os
+import pickle
 import queue
 import sys
 import threading
@@ -147,7 +147,6 @@ class RayCommunicator(Communicator):
         scale_by_inverse(buf, self.size)
 
     # -- the interface -------------------------------------------------------------
-
     def start_allreduce_mean(self, buf, what="all-reduce"):
         if self.size == 1:
             return Handle()

@@ -144,8 +144,8 @@ class Reducer:
         if self.record:
             self.events.append(("start", k, time.perf_counter()))
         start = self.comm.start_allreduce_mean if self.mean else self.comm.start_allreduce_sum
-        self.handles[k] = start(self.net.param_diff[b.start:b.end],
-                                what=f"all-reduce of gradient bucket {k} (iteration {self.iteration})")
+        what = f"all-reduce of gradient bucket {k} (iteration {self.iteration})"
+        self.handles[k] = start(self.net.param_diff[b.start:b.end], what=what)
         self._next = k + 1
 
     def _note_done(self):
