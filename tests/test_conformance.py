@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dist_caffe import TRAIN, Net, backend
+from dist_caffe import TRAIN, Net, backend, onednn
 from dist_caffe.testing.caffe_ref import compare, run_forward_backward
 
 CASES = ["lenet_forward_backward", "cifar10_quick_forward_backward"]
@@ -16,6 +16,13 @@ def test_forward_backward_matches_caffe(conformance, case):
     problems = compare(actual, expected, meta)
     assert not problems, "\n".join(problems)
     assert net.loss == pytest.approx(meta["total_loss"], rel=1e-5)
+    # which engine ran each convolution: oneDNN from 32 input channels per group (CIFAR's
+    # conv2/conv3) on one thread, all on more; numpy for all without the library
+    engines = {l.name: l._plan is not None for l in net.layers if l.type == "Convolution"}
+    want = {"cifar10_quick_forward_backward": {"conv1": False, "conv2": True, "conv3": True},
+            "lenet_forward_backward": {"conv1": False, "conv2": False}}[case]
+    assert engines == {k: onednn.available() and (v or onednn.threads() > 1)
+                       for k, v in want.items()}
 
 
 def test_v1_caffemodel_with_current_prototxt(conformance):

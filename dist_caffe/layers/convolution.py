@@ -1,12 +1,16 @@
 """Convolution: N-D, grouped, strided, padded, dilated; as patch matrices and GEMMs."""
+import logging
 import math
 
 import numpy as np
 
-from .. import filler
+from .. import filler, onednn
 from ..backend import get_array_module
 from ..im2col import ConvGeometry, as_tuple, col2im, im2col, im2row
 from ..layer import Layer, register_layer
+from ..proto import caffe_pb2
+
+log = logging.getLogger("dist_caffe.layers.convolution")
 
 # Bound on one layer's im2col matrix: a batch whose matrix would be larger runs in chunks of
 # images (and its backward then redoes im2col instead of keeping the forward's matrix).
@@ -31,6 +35,17 @@ ROWS_MIN_CHANNELS = 16
 # (1152: 144 vs 154), even for 8x64->64 3x3 56x56 (576); behind for CaffeNet's 16x256->384 3x3
 # 13x13 (3456: 179 vs 169) and 16x96->256 5x5 27x27 (6400: 550 vs 517).
 ROWS_MAX_DY_COLUMNS = 2048
+# oneDNN (see onednn.py) runs float32 CPU convolutions; on one thread only those with at least
+# this many input channels per group, numpy the others. (On more threads it runs them all:
+# numpy's BLAS is then down to one thread, see onednn.assign_threads; CIFAR-10 quick on 2
+# threads, 110 ms against 138.) Measured ms (1 thread, oneDNN vs numpy) of forward / weight
+# gradient / input gradient: LeNet conv1 (1 channel) 1.8 vs 2.3 / 8.8 vs 1.7 / -, conv2 (20)
+# 4.7 vs 5.5 / 6.3 vs 4.2 / 7.7 vs 6.6 (numpy shares one im2col between its passes), CIFAR
+# conv1 (3) 8.8 vs 16.4 / 14.3 vs 12.9 / -, conv2 (32) 16 vs 25 / 20 vs 26 / 16 vs 25, conv3
+# (32) 9.5 vs 16.7 / 10.2 vs 14.7 / 9.2 vs 21.6, CaffeNet conv2 (48) 79 vs 113 / 97 vs 106 /
+# 80 vs 157, conv4 (192) 49 vs 60 / 60 vs 65 / 50 vs 61; conv3 (256) is the exception left
+# (62 vs 63 / 77 vs 58 / 60 vs 69).
+ONEDNN_MIN_CHANNELS = 32
 
 
 def read_spatial(layer, param, field, nd, default, hw=None):
@@ -96,9 +111,11 @@ class ConvolutionLayer(Layer):
     in_place = False
     min_bottom = min_top = 1
     equal_num_bottom_top = True
-    # "rows": numpy arrays go through im2row in cache-sized chunks; "cols": through im2col
-    # over the whole batch, the layout the GPU kernels use (also selectable on the CPU).
-    cpu_layout = "rows"
+    # "onednn": float32 numpy arrays go through oneDNN's convolutions (see onednn.py) unless
+    # convolution_param says engine: CAFFE or the library is missing, and through "rows"
+    # otherwise; "rows": numpy arrays go through im2row in cache-sized chunks; "cols": through
+    # im2col over the whole batch, the layout the GPU kernels use (also selectable on the CPU).
+    cpu_layout = "onednn"
 
     def layer_setup(self, bottom, top):
         p = self.param.convolution_param
@@ -115,7 +132,8 @@ class ConvolutionLayer(Layer):
         if self.bias_term:
             self.blobs.append(filler.fill(self.new_blob((self.num_output,)), p.bias_filler))
         self._buffers = {}
-        self._col_valid = False
+        self._col_valid = self._engine_x_valid = False
+        self._plan, self._plan_key = None, None
 
     def weight_shape(self):
         return (self.num_output, self.channels // self.group) + self.kernel
@@ -159,7 +177,7 @@ class ConvolutionLayer(Layer):
         self.backward_by_correlation = g.out_count >= math.prod(g.size) and all(
             s == 1 and p <= d * (k - 1) for s, p, d, k in zip(g.stride, g.pad, g.dilation,
                                                               g.kernel))
-        self._col_valid = False
+        self._col_valid = self._engine_x_valid = False
 
     # -- helpers -------------------------------------------------------------
     def _buffer(self, name, shape, like):
@@ -190,15 +208,65 @@ class ConvolutionLayer(Layer):
         return xp is np and not self.batch_inner
 
     def _use_rows(self, xp):
-        return (xp is np and self.cpu_layout == "rows" and not self.is_1x1
+        return (xp is np and self.cpu_layout in ("rows", "onednn") and not self.is_1x1
                 and self.backward_by_correlation
                 and self.channels // self.group >= ROWS_MIN_CHANNELS
                 and self.num_output // self.group * self.geometry.kernel_count
                 <= ROWS_MAX_DY_COLUMNS)
 
+    def _engine_plan(self, x):
+        """The oneDNN plan of this layer's geometry when oneDNN runs it (float32 numpy
+        arrays, cpu_layout "onednn", engine not CAFFE, the library loaded, and enough
+        channels or more than one thread), else None."""
+        if (self.cpu_layout != "onednn" or type(x) is not np.ndarray or x.dtype != np.float32
+                or self.param.convolution_param.engine == caffe_pb2.ConvolutionParameter.CAFFE
+                or not 1 <= self.geometry.nd <= 3 or not onednn.available()
+                or self.channels // self.group < ONEDNN_MIN_CHANNELS and onednn.threads() == 1):
+            return None
+        key = (self.num, x.shape[self.axis:])
+        if self._plan_key != key:
+            self._plan_key, self._plan = key, None
+            g = self.geometry
+            try:
+                self._plan = onednn.ConvPlan(
+                    (self.num, self.channels) + g.size, self.weight_shape(),
+                    (self.num, self.num_output) + g.out, self.group, g.stride, g.pad,
+                    g.dilation, self.bias_term)
+            except onednn.OneDNNError as e:   # no implementation for this geometry
+                log.info("layer %s runs on numpy: %s", self.name, e)
+        return self._plan
+
+    def _forward_engine(self, plan, bottom, top):
+        g = self.geometry
+        b = self.blobs[1].data if self.bias_term else None
+        for bt, t in zip(bottom, top):
+            plan.forward(bt.data.reshape((self.num, self.channels) + g.size),
+                         self.blobs[0].data, b,
+                         t.data.reshape((self.num, self.num_output) + g.out))
+        self._engine_x_valid, self._col_valid = len(bottom) == 1, False
+
+    def _backward_engine(self, plan, top, propagate_down, bottom):
+        g = self.geometry
+        need_w = self.param_propagate_down[0]
+        need_b = self.bias_term and self.param_propagate_down[1]
+        for i, (t, b) in enumerate(zip(top, bottom)):
+            dx = b.diff.reshape((self.num, self.channels) + g.size) if propagate_down[i] else None
+            if not (need_w or need_b or dx is not None):
+                continue
+            plan.backward(b.data.reshape((self.num, self.channels) + g.size),
+                          self.blobs[0].data, t.diff.reshape((self.num, self.num_output) + g.out),
+                          need_w or need_b, dx, x_unchanged=self._engine_x_valid)
+            if need_w:   # param diffs accumulate (shared weights, iter_size)
+                self.blobs[0].diff[...] += plan.dw
+            if need_b:
+                self.blobs[1].diff[...] += plan.db
+
     # -- forward / backward --------------------------------------------------
     def forward(self, bottom, top):
         xp = get_array_module(bottom[0].data)
+        plan = self._engine_plan(bottom[0].data)
+        if plan is not None:
+            return self._forward_engine(plan, bottom, top)
         if self._use_rows(xp):
             return self._forward_rows(bottom, top)
         g, G, O = self.geometry, self.group, self.num_output
@@ -229,9 +297,13 @@ class ConvolutionLayer(Layer):
                 else:
                     xp.copyto(y[n0:n1], images)
         self._col_valid = len(bottom) == 1 and len(self.chunks) == 1 and not self.is_1x1
+        self._engine_x_valid = False
 
     def backward(self, top, propagate_down, bottom):
         xp = get_array_module(top[0].diff)
+        plan = self._engine_plan(bottom[0].data)
+        if plan is not None:
+            return self._backward_engine(plan, top, propagate_down, bottom)
         if self.bias_term and self.param_propagate_down[1]:   # the same in either layout
             for t in top:
                 self.blobs[1].diff[...] += t.diff.reshape(self.num, self.num_output,

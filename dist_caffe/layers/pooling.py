@@ -1,7 +1,10 @@
 """Pooling: MAX or AVE over 2-D windows (Caffe's ceil-rounded output size)."""
 import itertools
+import logging
 
-from .. import kernels
+import numpy as np
+
+from .. import kernels, onednn
 from ..backend import get_array_module
 from ..im2col import pool_divisor, pool_out_size
 from ..layer import Layer, register_layer
@@ -11,6 +14,8 @@ MAX = caffe_pb2.PoolingParameter.MAX
 AVE = caffe_pb2.PoolingParameter.AVE
 STOCHASTIC = caffe_pb2.PoolingParameter.STOCHASTIC
 FLOOR = caffe_pb2.PoolingParameter.FLOOR
+
+log = logging.getLogger("dist_caffe.layers.pooling")
 
 
 def _pair(layer, p, field, default):
@@ -46,6 +51,9 @@ class PoolingLayer(Layer):
     type = "Pooling"
     in_place = False
     exact_num_bottom, min_top, max_top = 1, 1, 2
+    # "onednn": float32 numpy arrays go through oneDNN's pooling (see onednn.py) where it
+    # computes exactly Caffe's (_engine_method) and the library loaded; "numpy": never.
+    cpu_engine = "onednn"
 
     def __new__(cls, param, *args, **kwargs):
         # pool: STOCHASTIC is its own class (stochastic_pooling.py) behind the same type name.
@@ -81,6 +89,7 @@ class PoolingLayer(Layer):
             raise self.error("pad", f"{self.pad} must be smaller than the kernel {self.kernel}")
         self.ceil_mode = p.round_mode != FLOOR
         self.divisor, self._divisor_key = None, None
+        self._plan, self._plan_key = None, None
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
@@ -152,8 +161,48 @@ class PoolingLayer(Layer):
     def _is_global(self):
         return self.kernel == self.size and not any(self.pad)
 
+    def _engine_method(self, top_count):
+        """oneDNN's algorithm that computes exactly this layer, or None. Caffe's average
+        divides by the window's cells inside [-pad, H + pad): all of them when no window
+        reaches past that (oneDNN's include-padding), those inside the input when pad is 0
+        (exclude-padding)."""
+        if self.method == MAX:
+            return onednn.POOLING_MAX if top_count == 1 else None   # no argmax top there
+        if not any(self.pad):
+            return onednn.POOLING_AVG_EXCLUDE_PADDING
+        if all(a <= p for a, p in zip(self._reach_past(), self.pad)):
+            return onednn.POOLING_AVG_INCLUDE_PADDING
+        return None
+
+    def _reach_past(self):
+        """Per axis, how far the last window reaches past the input (oneDNN's right pad)."""
+        return [(o - 1) * s + k - n - p for n, o, k, s, p in
+                zip(self.size, self.out, self.kernel, self.stride, self.pad)]
+
+    def _engine_plan(self, x, top_count):
+        """The oneDNN plan that runs this layer on float32 numpy arrays, else None."""
+        if (self.cpu_engine != "onednn" or type(self) is not PoolingLayer
+                or type(x) is not np.ndarray
+                or x.dtype != np.float32 or self.method not in (MAX, AVE)):
+            return None
+        method = self._engine_method(top_count)
+        if method is None or not onednn.available():
+            return None
+        key = (x.shape, method)
+        if self._plan_key != key:
+            self._plan_key, self._plan = key, None
+            try:
+                self._plan = onednn.PoolPlan(x.shape, x.shape[:2] + self.out, self.kernel,
+                                             self.stride, self.pad, self._reach_past(), method)
+            except onednn.OneDNNError as e:
+                log.info("layer %s runs on numpy: %s", self.name, e)
+        return self._plan
+
     def forward(self, bottom, top):
         x = bottom[0].data
+        plan = self._engine_plan(x, len(top))
+        if plan is not None:
+            return plan.forward(x, top[0].data)
         xp = get_array_module(x)
         if self.method == MAX:
             self._forward_max(x, top, xp)
@@ -253,6 +302,9 @@ class PoolingLayer(Layer):
         if not propagate_down[0]:
             return
         dy, dx = top[0].diff, bottom[0].diff
+        plan = self._engine_plan(bottom[0].data, len(top))
+        if plan is not None:
+            return plan.backward(dy, dx)
         xp = get_array_module(dy)
         if self.method == MAX:   # each top cell adds its gradient to its argmax
             n, c = dy.shape[:2]

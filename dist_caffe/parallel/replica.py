@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from .. import backend, rng
+from .. import backend, onednn, rng
 from ..errors import DistCaffeError
 from . import set_world
 from .communicator import LocalCommunicator
@@ -30,7 +30,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 def share_cpu_threads(ranks_on_node):
     """Give each rank on this node an equal share of the cores it may run on for numpy's
-    BLAS; None (nothing changed) on a single rank or when the user set a *_NUM_THREADS
+    BLAS (which oneDNN takes over when it loads, see onednn.assign_threads); None (nothing changed) on a single rank or when the user set a *_NUM_THREADS
     variable. Every rank's BLAS would otherwise start a thread per core: on 2 cores the
     2-rank LeNet digits job took 133 s instead of 18. (torchrun sets OMP_NUM_THREADS=1 per
     process for the same reason.)"""
@@ -41,6 +41,8 @@ def share_cpu_threads(ranks_on_node):
              else os.cpu_count() or 1)
     threads = max(1, cores // ranks_on_node)
     threadpool_limits(threads, user_api="blas")   # not as a context: it stays
+    if onednn.loaded():   # already took the BLAS's threads: give it its share instead
+        onednn.assign_threads(threads)
     return threads
 
 

@@ -155,19 +155,28 @@ def test_ray_poll_yields_the_core_only_while_a_collective_is_in_flight(monkeypat
 
 def test_ranks_on_a_node_share_its_cores_for_the_blas_unless_the_user_chose(monkeypatch):
     from threadpoolctl import threadpool_info, threadpool_limits
+    from dist_caffe import onednn
     from dist_caffe.parallel.replica import THREAD_VARS, share_cpu_threads
 
-    def blas():
-        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
-    before = blas()
+    def count(api):
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == api}
+    before, before_omp, before_onednn = count("blas"), count("openmp"), dict(onednn._threads)
     for var in THREAD_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     try:
-        assert share_cpu_threads(1) is None and blas() == before     # one rank: untouched
-        assert share_cpu_threads(3) == 2 and blas() == {2}            # 8 cores // 3 ranks
-        assert share_cpu_threads(16) == 1 and blas() == {1}
+        monkeypatch.setattr(onednn, "loaded", lambda: False)
+        assert share_cpu_threads(1) is None and count("blas") == before  # one rank: untouched
+        assert share_cpu_threads(3) == 2 and count("blas") == {2}         # 8 cores // 3 ranks
+        assert share_cpu_threads(16) == 1 and count("blas") == {1}
+        if onednn.available():   # once loaded, oneDNN's OpenMP pool gets the share instead
+            monkeypatch.setattr(onednn, "loaded", lambda: True)
+            assert share_cpu_threads(3) == 2 and onednn.threads() == 2
+            assert count("blas") == {1} and count("openmp") == {2}
         monkeypatch.setenv("OMP_NUM_THREADS", "4")
-        assert share_cpu_threads(2) is None and blas() == {1}         # the user's choice stays
+        assert share_cpu_threads(2) is None and count("blas") == {1}      # the user's choice stays
     finally:
         threadpool_limits(max(before), user_api="blas")
+        if before_omp:
+            threadpool_limits(max(before_omp), user_api="openmp")
+        onednn._threads.update(before_onednn)
