@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .. import backend
+from .. import backend, onednn
 from ..layer import TEST, TRAIN
 from ..net import Net
 from ..proto import read_net_param
@@ -141,4 +141,8 @@ def main(argv):
     print(f"Average Forward-Backward: {total:.3f} ms.")
     if net.inputs:
         print(f"Images per second: {net.blobs[net.inputs[0]].shape[0] * 1e3 / total:.1f}")
+    # convolution and pooling layers hold their oneDNN plan when oneDNN ran them
+    by_onednn = [layer.name for layer in net.layers if getattr(layer, "_plan", None)]
+    if by_onednn:
+        print(f"oneDNN ({onednn.threads()} threads) ran: {', '.join(by_onednn)}")
     return 0

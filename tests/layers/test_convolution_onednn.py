@@ -186,14 +186,14 @@ def test_without_the_library_convolutions_run_on_numpy(monkeypatch):
 def test_a_geometry_onednn_rejects_falls_back_to_numpy_and_says_so(monkeypatch, caplog):
     def refuse(*args, **kwargs):
         raise onednn.OneDNNError("oneDNN dnnl_convolution_forward_primitive_desc_create "
-                                 "failed with status 3")
+                                 "failed: unimplemented (3)")
     monkeypatch.setattr(onednn, "ConvPlan", refuse)
     text = conv_text(4, "kernel_size: 3 pad: 1")
     xs, dys = _inputs(text, [(2, 32, 5, 5)], 5)
     with caplog.at_level(logging.INFO, logger="dist_caffe.layers.convolution"):
         layer, y, _ = _run(text, xs, dys, np.float32, "onednn")
     assert layer._plan is None
-    assert "runs on numpy" in caplog.text and "status 3" in caplog.text
+    assert "runs on numpy" in caplog.text and "unimplemented (3)" in caplog.text
     want, want_y, _ = _run(text, xs, dys, np.float64, "cols",
                            [b.data.astype(np.float64) for b in layer.blobs])
     _close(y[0], want_y[0])
@@ -231,3 +231,10 @@ def test_rows_and_cols_layouts_never_use_onednn():
         layer.forward(bottom, top)
         assert layer._plan is None
     assert convolution.ConvolutionLayer.cpu_layout == "onednn"
+
+
+@needs_onednn
+def test_a_plan_the_library_refuses_raises_naming_the_call_and_the_reason():
+    with pytest.raises(onednn.OneDNNError, match=r"convolution_forward.*invalid arguments \(2\)"):
+        onednn.ConvPlan((1, 32, 5, 5), (4, 16, 3, 3), (1, 4, 3, 3),   # 16 of 32 channels
+                        1, (1, 1), (0, 0), (1, 1), True)

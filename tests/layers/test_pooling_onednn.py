@@ -82,7 +82,7 @@ def test_numpy_pools_what_onednn_would_compute_differently(why, extra, shape, dt
 def test_a_pooling_onednn_rejects_falls_back_to_numpy_and_says_so(monkeypatch, caplog):
     def refuse(*args, **kwargs):
         raise onednn.OneDNNError("oneDNN dnnl_pooling_forward_primitive_desc_create failed "
-                                 "with status 3")
+                                 "unimplemented (3)")
     monkeypatch.setattr(onednn, "PoolPlan", refuse)
     x = np.random.default_rng(2).standard_normal((2, 4, 6, 6)).astype(np.float32)
     with caplog.at_level(logging.INFO, logger="dist_caffe.layers.pooling"):

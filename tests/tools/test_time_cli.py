@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from dist_caffe import onednn
 from dist_caffe.cli import main
 
 from ..conftest import REPO
@@ -21,6 +22,9 @@ def test_time_reports_every_layer_and_writes_a_trace(tmp_path, capsys):
     for layer in ("conv1", "pool1", "ip2", "loss"):
         assert f"{layer}\tforward:" in out and f"{layer}\tbackward:" in out
     assert "Average Forward-Backward:" in out
+    if onednn.available():   # LeNet's pooling layers at least (its convolutions on 2+ threads)
+        ran = out.split("ran: ")[1].splitlines()[0].split(", ")
+        assert {"pool1", "pool2"} <= set(ran) <= {"conv1", "conv2", "pool1", "pool2"}
     events = json.loads(trace.read_text())["traceEvents"]
     assert {e["cat"] for e in events} == {"forward", "backward"}
     assert all(e["dur"] >= 0 for e in events)
