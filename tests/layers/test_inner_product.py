@@ -4,6 +4,7 @@ import pytest
 from dist_caffe import backend
 from dist_caffe.blob import Blob
 from dist_caffe.errors import ConfigError
+from dist_caffe.layers.inner_product import accumulate_product
 from dist_caffe.testing import assert_cpu_gpu_parity, check_gradient, make_layer, setup_layer
 
 from .conftest import caffe_layer, check_against_caffe
@@ -50,21 +51,41 @@ def test_inner_product_gradient(extra, shape):
     check_gradient(make_layer(ip_text(4, extra)), bottom_shapes=[shape])
 
 
-def test_inner_product_backward_matches_numpy_and_accumulates():
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_inner_product_backward_matches_numpy_and_accumulates(transpose, dtype, tol):
     rng = np.random.default_rng(1)
-    x, dy = rng.standard_normal((5, 6)), rng.standard_normal((5, 3))
-    layer = make_layer(ip_text(3))
+    x, dy = rng.standard_normal((5, 6)).astype(dtype), rng.standard_normal((5, 3)).astype(dtype)
+    layer = make_layer(ip_text(3, "transpose: true" if transpose else ""), dtype=dtype)
     bottom, top = setup_layer(layer, [x])
     layer.forward(bottom, top)
     top[0].diff[...] = dy
+    weight_diff = layer.blobs[0].diff
     for _ in range(2):
         layer.backward(top, [True], bottom)
-    np.testing.assert_allclose(bottom[0].diff, dy @ layer.blobs[0].data, rtol=1e-12)
-    np.testing.assert_allclose(layer.blobs[0].diff, 2 * dy.T @ x, rtol=1e-12)
-    np.testing.assert_allclose(layer.blobs[1].diff, 2 * dy.sum(axis=0), rtol=1e-12)
+    assert layer.blobs[0].diff is weight_diff or np.shares_memory(layer.blobs[0].diff,
+                                                                  weight_diff)
+    w = layer.blobs[0].data.T if transpose else layer.blobs[0].data
+    dw = 2 * (x.T @ dy if transpose else dy.T @ x)
+    np.testing.assert_allclose(bottom[0].diff, dy @ w, rtol=tol, atol=tol)
+    np.testing.assert_allclose(layer.blobs[0].diff, dw, rtol=tol, atol=tol)
+    np.testing.assert_allclose(layer.blobs[1].diff, 2 * dy.sum(axis=0), rtol=tol, atol=tol)
     bottom[0].diff[...] = 9.0
     layer.backward(top, [False], bottom)
     np.testing.assert_array_equal(bottom[0].diff, 9.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_accumulate_product_adds_in_place_for_any_operand_order(dtype):
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((7, 5)).astype(dtype), rng.standard_normal((5, 9)).astype(dtype)
+    for a_, b_ in ((a, b), (np.asfortranarray(a), b), (a, np.asfortranarray(b)),
+                   (np.ascontiguousarray(a.T).T, np.ascontiguousarray(b.T).T)):
+        c = rng.standard_normal((7, 9)).astype(dtype)
+        want, where = c + a @ b, c.ctypes.data
+        accumulate_product(a_, b_, c)
+        assert c.ctypes.data == where
+        np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5)
 
 
 def test_inner_product_float32():
