@@ -52,7 +52,8 @@ class PoolingLayer(Layer):
     in_place = False
     exact_num_bottom, min_top, max_top = 1, 1, 2
     # "onednn": float32 numpy arrays go through oneDNN's pooling (see onednn.py) where it
-    # computes exactly Caffe's (_engine_method) and the library loaded; "numpy": never.
+    # computes exactly Caffe's (_engine_method), the library loaded and pooling_param does not
+    # say engine: CAFFE; "numpy": never.
     cpu_engine = "onednn"
 
     def __new__(cls, param, *args, **kwargs):
@@ -183,7 +184,8 @@ class PoolingLayer(Layer):
         """The oneDNN plan that runs this layer on float32 numpy arrays, else None."""
         if (self.cpu_engine != "onednn" or type(self) is not PoolingLayer
                 or type(x) is not np.ndarray
-                or x.dtype != np.float32 or self.method not in (MAX, AVE)):
+                or x.dtype != np.float32 or self.method not in (MAX, AVE)
+                or self.param.pooling_param.engine == caffe_pb2.PoolingParameter.CAFFE):
             return None
         method = self._engine_method(top_count)
         if method is None or not onednn.available():

@@ -69,6 +69,8 @@ def test_onednn_pooling_matches_numpy(extra, shape, ties):
     # the last window reaches past H + pad: Caffe's divisor is neither of oneDNN's
     ("divisor", "pool: AVE kernel_size: 3 stride: 2 pad: 1", (1, 2, 8, 8), np.float32, 1),
     ("stochastic", "pool: STOCHASTIC kernel_size: 2 stride: 2", (1, 2, 4, 4), np.float32, 1),
+    ("engine: CAFFE", "pool: MAX kernel_size: 2 stride: 2 engine: CAFFE", (1, 2, 4, 4),
+     np.float32, 1),
 ])
 def test_numpy_pools_what_onednn_would_compute_differently(why, extra, shape, dtype, num_top):
     x = np.abs(np.random.default_rng(1).standard_normal(shape)).astype(dtype)
