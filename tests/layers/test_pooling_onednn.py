@@ -30,6 +30,8 @@ def _run(text, x, dy, engine, num_top=1):
 
 ENGINE_CASES = [  # pooling_param, bottom shape
     ("pool: MAX kernel_size: 3 stride: 2", (2, 16, 9, 9)),           # windows fit
+    ("pool: MAX kernel_size: 3 stride: 2", (2, 5, 9, 9)),            # channels pad a block of 8
+    ("pool: AVE kernel_size: 3 stride: 2", (2, 5, 8, 8)),
     ("pool: MAX kernel_size: 3 stride: 2", (2, 16, 8, 8)),           # ceil: one past the edge
     ("pool: MAX kernel_size: 3 stride: 2 pad: 1", (2, 16, 8, 8)),
     ("pool: MAX kernel_h: 3 kernel_w: 2 stride_h: 1 stride_w: 2 pad_h: 1", (2, 8, 7, 9)),
