@@ -132,7 +132,7 @@ class ConvolutionLayer(Layer):
         if self.bias_term:
             self.blobs.append(filler.fill(self.new_blob((self.num_output,)), p.bias_filler))
         self._buffers = {}
-        self._col_valid = self._engine_x_valid = False
+        self._col_valid = False
         self._plan, self._plan_key = None, None
 
     def weight_shape(self):
@@ -177,7 +177,7 @@ class ConvolutionLayer(Layer):
         self.backward_by_correlation = g.out_count >= math.prod(g.size) and all(
             s == 1 and p <= d * (k - 1) for s, p, d, k in zip(g.stride, g.pad, g.dilation,
                                                               g.kernel))
-        self._col_valid = self._engine_x_valid = False
+        self._col_valid = False
 
     # -- helpers -------------------------------------------------------------
     def _buffer(self, name, shape, like):
@@ -243,7 +243,7 @@ class ConvolutionLayer(Layer):
             plan.forward(bt.data.reshape((self.num, self.channels) + g.size),
                          self.blobs[0].data, b,
                          t.data.reshape((self.num, self.num_output) + g.out))
-        self._engine_x_valid, self._col_valid = len(bottom) == 1, False
+        self._col_valid = False
 
     def _backward_engine(self, plan, top, propagate_down, bottom):
         g = self.geometry
@@ -255,7 +255,7 @@ class ConvolutionLayer(Layer):
                 continue
             plan.backward(b.data.reshape((self.num, self.channels) + g.size),
                           self.blobs[0].data, t.diff.reshape((self.num, self.num_output) + g.out),
-                          need_w or need_b, dx, x_unchanged=self._engine_x_valid)
+                          need_w or need_b, dx)
             if need_w:   # param diffs accumulate (shared weights, iter_size)
                 self.blobs[0].diff[...] += plan.dw
             if need_b:
@@ -297,7 +297,6 @@ class ConvolutionLayer(Layer):
                 else:
                     xp.copyto(y[n0:n1], images)
         self._col_valid = len(bottom) == 1 and len(self.chunks) == 1 and not self.is_1x1
-        self._engine_x_valid = False
 
     def backward(self, top, propagate_down, bottom):
         xp = get_array_module(top[0].diff)
