@@ -238,3 +238,44 @@ def test_a_plan_the_library_refuses_raises_naming_the_call_and_the_reason():
     with pytest.raises(onednn.OneDNNError, match=r"convolution_forward.*invalid arguments \(2\)"):
         onednn.ConvPlan((1, 32, 5, 5), (4, 16, 3, 3), (1, 4, 3, 3),   # 16 of 32 channels
                         1, (1, 1), (0, 0), (1, 1), True)
+
+
+@needs_onednn
+def test_plans_share_scratch_buffers_safely_across_layers_and_threads():
+    """Layers interleaved as in a net (both forwards, then both backwards), and two threads
+    at once: every plan's numbers stay its own."""
+    import threading
+    texts = [conv_text(4, "kernel_size: 3 pad: 1"), conv_text(6, "kernel_size: 5 pad: 2")]
+    shapes = [(2, 32, 6, 6), (3, 40, 9, 9)]
+    cases = [_inputs(t, [s], 7 + i) for i, (t, s) in enumerate(zip(texts, shapes))]
+
+    def run_interleaved(results):
+        layers = []
+        for text, (xs, dys) in zip(texts, cases):
+            layer = make_layer(text, dtype=np.float32)
+            bottom, top = setup_layer(layer, [xs[0].astype(np.float32)])
+            layer.forward(bottom, top)
+            layers.append((layer, bottom, top))
+        for (layer, bottom, top), (xs, dys) in reversed(list(zip(layers, cases))):
+            top[0].diff[...] = dys[0]
+            layer.backward(top, [True], bottom)
+        results.append([(l, t[0].data.copy(), b[0].diff.copy()) for l, b, t in layers])
+
+    results = []
+    threads = [threading.Thread(target=run_interleaved, args=(results,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run_interleaved(results)
+    assert len(results) == 3
+    for run in results:
+        for (layer, y, dx), text, (xs, dys) in zip(run, texts, cases):
+            assert layer._plan is not None
+            want, want_y, want_dx = _run(text, xs, dys, np.float64, "cols",
+                                         [b.data.astype(np.float64) for b in layer.blobs],
+                                         prefill=0.0)
+            _close(y, want_y[0])
+            _close(dx, want_dx[0])
+            for mine, theirs in zip(layer.blobs, want.blobs):
+                _close(mine.diff, theirs.diff)
