@@ -99,7 +99,8 @@ def library():
         lib.dnnl_memory_desc_equal.restype = ctypes.c_int
         _take_blas_threads()
         return lib, None
-    why = "; ".join(errors) or "libdnnl.so.3 not found (pip install onednn-cpu-gomp==2023.2.0)"
+    why = "; ".join(errors) or (
+        "libdnnl.so.3 not found (on Linux x86-64: pip install onednn-cpu-gomp==2023.2.0)")
     log.info("oneDNN not used, convolutions and pooling run on numpy: %s", why)
     return None, why
 

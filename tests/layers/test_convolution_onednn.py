@@ -279,3 +279,13 @@ def test_plans_share_scratch_buffers_safely_across_layers_and_threads():
             _close(dx, want_dx[0])
             for mine, theirs in zip(layer.blobs, want.blobs):
                 _close(mine.diff, theirs.diff)
+
+
+def test_a_missing_or_broken_library_says_why(monkeypatch, tmp_path):
+    monkeypatch.delenv("DIST_CAFFE_ONEDNN", raising=False)
+    monkeypatch.setattr(onednn, "_candidates", lambda: iter([str(tmp_path / "libdnnl.so.3")]))
+    lib, why = onednn.library.__wrapped__()   # the uncached lookup
+    assert lib is None and "pip install onednn-cpu-gomp==2023.2.0" in why
+    (tmp_path / "libdnnl.so.3").write_text("not a shared object")
+    lib, why = onednn.library.__wrapped__()
+    assert lib is None and str(tmp_path / "libdnnl.so.3") in why
