@@ -155,12 +155,23 @@ def _check(status, what):
 
 
 @functools.lru_cache(maxsize=None)
-def _engine_and_stream():
-    lib = library()[0]
-    engine, stream = _void(), _void()
-    _check(lib.dnnl_engine_create(ctypes.byref(engine), CPU_ENGINE, 0), "engine_create")
-    _check(lib.dnnl_stream_create(ctypes.byref(stream), engine, STREAM_DEFAULT), "stream_create")
-    return engine, stream
+def _engine():
+    engine = _void()
+    _check(library()[0].dnnl_engine_create(ctypes.byref(engine), CPU_ENGINE, 0), "engine_create")
+    return engine
+
+
+_per_thread = threading.local()
+
+
+def _stream():
+    """This thread's stream (oneDNN streams are not to be shared between threads)."""
+    stream = getattr(_per_thread, "stream", None)
+    if stream is None:
+        stream = _per_thread.stream = _void()
+        _check(library()[0].dnnl_stream_create(ctypes.byref(stream), _engine(), STREAM_DEFAULT),
+               "stream_create")
+    return stream
 
 
 class _Objects:
@@ -182,7 +193,7 @@ class _Objects:
     def memory(self, md, array=None):
         """A memory object over `array`, or over nothing yet (pointed at one before use)."""
         return self.new("dnnl_memory_create", "dnnl_memory_destroy", md,
-                        _engine_and_stream()[0],
+                        _engine(),
                         _void(None if array is None else array.ctypes.data))
 
     def primitive(self, pd):
@@ -194,15 +205,12 @@ class _Objects:
         self.owned = []
 
 
-_scratch = threading.local()
-
-
 def _arena(role, nbytes):
     """This thread's scratch buffer for `role` (64-byte aligned, grown as needed), shared by
     every plan: the library's layouts of an argument live only within one call, and layers run
     one at a time, so one buffer per role is enough for a whole net. (A buffer per plan made
     ResNet-50's peak memory 44% larger than numpy's.)"""
-    buffers = _scratch.__dict__.setdefault("buffers", {})
+    buffers = _per_thread.__dict__.setdefault("buffers", {})
     buf = buffers.get(role)
     if buf is None or buf.nbytes < nbytes:
         raw = np.empty(nbytes + 64, np.uint8)
@@ -227,7 +235,7 @@ class _Staged:
             return
         self.nbytes = lib.dnnl_memory_desc_get_size(chosen_md)
         self.memory = objects.memory(chosen_md)
-        engine = _engine_and_stream()[0]
+        engine = _engine()
         src, dst = (plain_md, chosen_md) if into_library else (chosen_md, plain_md)
         pd = objects.new("dnnl_reorder_primitive_desc_create", "dnnl_primitive_desc_destroy",
                          src, engine, dst, engine, None)
@@ -265,7 +273,7 @@ def _impl(lib, pd):
 
 def _execute(lib, primitive, args):
     array = (_ExecArg * len(args))(*(_ExecArg(k, v) for k, v in args.items()))
-    _check(lib.dnnl_primitive_execute(primitive, _engine_and_stream()[1], len(args), array),
+    _check(lib.dnnl_primitive_execute(primitive, _stream(), len(args), array),
            "primitive_execute")
 
 
@@ -305,7 +313,7 @@ class ConvPlan:
                  zip(x_shape[2:], y_shape[2:], w_shape[2:], stride, pad, dilation)]
         geometry = (_Dims(*stride), _Dims(*(d - 1 for d in dilation)), _Dims(*pad),
                     _Dims(*pad_r))
-        engine = _engine_and_stream()[0]
+        engine = _engine()
         bias = b_md if self.bias_term else None
         fwd = obj.new("dnnl_convolution_forward_primitive_desc_create",
                       "dnnl_primitive_desc_destroy", engine, FORWARD_TRAINING, CONVOLUTION_AUTO,
@@ -413,7 +421,7 @@ class PoolPlan:
         x_blocked, y_any = obj.md(x_shape, TAG_BLOCKED_8[nd]), obj.md(y_shape, TAG_ANY)
         geometry = (_Dims(*stride), _Dims(*kernel), _Dims(*(0 for _ in kernel)), _Dims(*pad),
                     _Dims(*pad_after))
-        engine = _engine_and_stream()[0]
+        engine = _engine()
         fwd = obj.new("dnnl_pooling_forward_primitive_desc_create",
                       "dnnl_primitive_desc_destroy", engine, FORWARD_TRAINING, method,
                       x_blocked, y_any, *geometry, None)
