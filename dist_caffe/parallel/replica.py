@@ -29,14 +29,18 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def share_cpu_threads(ranks_on_node):
-    """Give each rank on this node an equal share of the cores it may run on for numpy's
-    BLAS (which oneDNN takes over when it loads, see onednn.assign_threads); None (nothing changed) on a single rank or when the user set a *_NUM_THREADS
-    variable. Every rank's BLAS would otherwise start a thread per core: on 2 cores the
+    """Give each rank on this node an equal share of the cores it may run on for the BLAS
+    (which oneDNN takes over when it loads, see onednn.assign_threads); None (nothing
+    changed) on a single rank or when the user set a *_NUM_THREADS variable. Every rank's
+    BLAS would otherwise start a thread per core: on 2 cores the
     2-rank LeNet digits job took 133 s instead of 18. (torchrun sets OMP_NUM_THREADS=1 per
     process for the same reason.)"""
     if ranks_on_node <= 1 or any(os.environ.get(v) for v in THREAD_VARS):
         return None
     from threadpoolctl import threadpool_limits
+    import scipy.linalg.blas  # noqa: F401  InnerProduct's BLAS is scipy's own OpenBLAS: load
+    #                           it now so that the limit below covers it too (2-rank LeNet job:
+    #                           45 s with its threads left at one per core, 18 s limited)
     cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")  # not on macOS
              else os.cpu_count() or 1)
     threads = max(1, cores // ranks_on_node)

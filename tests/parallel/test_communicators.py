@@ -2,6 +2,8 @@
 seeded alike, so a sum is x * world_size); bounded waits; the replica checksum."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -180,3 +182,19 @@ def test_ranks_on_a_node_share_its_cores_for_the_blas_unless_the_user_chose(monk
         if before_omp:
             threadpool_limits(max(before_omp), user_api="openmp")
         onednn._threads.update(before_onednn)
+
+
+def test_the_share_covers_every_blas_the_layers_use_even_loaded_later():
+    """In a fresh process: scipy's OpenBLAS (InnerProduct's accumulating GEMM) is loaded by
+    share_cpu_threads itself, so ranks never run it on a thread per core."""
+    code = ("import os; os.sched_getaffinity = lambda pid: set(range(2)); "
+            "from dist_caffe.parallel.replica import share_cpu_threads; "
+            "print(share_cpu_threads(2)); import dist_caffe.layers.inner_product; "
+            "from threadpoolctl import threadpool_info; "
+            "print(sorted({i['num_threads'] for i in threadpool_info() "
+            "if i['user_api'] == 'blas'}), len([i for i in threadpool_info() "
+            "if i['user_api'] == 'blas']))")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                         text=True).stdout.split("\n")
+    assert out[0] == "1" and out[1] == "[1] 2"   # 2 cores / 2 ranks, in both BLAS libraries
