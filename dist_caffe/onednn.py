@@ -277,7 +277,59 @@ def _execute(lib, primitive, args):
            "primitive_execute")
 
 
-class ConvPlan:
+def layer_plan(layer, key, build):
+    """`layer`'s plan for `key` (its input shape and whatever else the plan depends on): the
+    one it holds in layer._plan, or build() on a new key; None, logged on the layer's module
+    logger, when the library has no implementation (the layer then runs on numpy)."""
+    if layer._plan_key != key:
+        layer._plan_key, layer._plan = key, None
+        try:
+            layer._plan = build()
+        except OneDNNError as e:
+            logging.getLogger(type(layer).__module__).info("layer %s runs on numpy: %s",
+                                                           layer.name, e)
+    return layer._plan
+
+
+class _Plan:
+    """The oneDNN objects of one layer's primitives, built by the subclass's _build and
+    destroyed with the plan; run() executes a primitive on numpy arrays."""
+
+    def __init__(self, *build_args):
+        self.lib = library()[0]
+        self.objects = _Objects(self.lib)
+        try:
+            self._build(self.objects, *build_args)
+        except Exception:
+            self.objects.close()
+            raise
+
+    def _build(self, obj, *build_args):
+        raise NotImplementedError
+
+    def run(self, primitive, inputs=(), outputs=(), memories=None):
+        """Execute `primitive`. inputs/outputs: (argument, _Staged, numpy array) triples:
+        inputs are reordered into the library's layouts first, outputs out of them after;
+        memories: {argument: memory object} passed as they are."""
+        args = dict(memories or {})
+        for arg, stage, array in inputs:
+            stage.bind(array)
+            stage.convert()
+            args[arg] = stage.memory
+        for arg, stage, array in outputs:
+            stage.bind(array)
+            args[arg] = stage.memory
+        _execute(self.lib, primitive, args)
+        for _, stage, _ in outputs:
+            stage.convert()
+
+    def __del__(self):
+        objects = getattr(self, "objects", None)
+        if objects is not None and sys is not None and not sys.is_finalizing():
+            objects.close()
+
+
+class ConvPlan(_Plan):
     """Forward, backward-data and backward-weights primitives of one float32 convolution.
 
     x: (N, C, *spatial), weights (O, C/G, *kernel), y: (N, O, *out); stride, pad, dilation in
@@ -286,14 +338,8 @@ class ConvPlan:
     """
 
     def __init__(self, x_shape, w_shape, y_shape, group, stride, pad, dilation, bias_term):
-        lib = library()[0]
-        self.lib, self.bias_term = lib, bias_term
-        self.objects = obj = _Objects(lib)
-        try:
-            self._build(obj, x_shape, w_shape, y_shape, group, stride, pad, dilation)
-        except Exception:
-            obj.close()
-            raise
+        self.bias_term = bias_term
+        super().__init__(x_shape, w_shape, y_shape, group, stride, pad, dilation)
         self.dw = np.empty(w_shape, np.float32)   # weight and bias gradients land here
         self.db = np.empty(w_shape[0], np.float32)
 
@@ -349,52 +395,36 @@ class ConvPlan:
 
     def forward(self, x, w, b, y):
         """y = conv(x, w) (+ b). All C-contiguous float32; y is overwritten."""
-        for stage, array in ((self.fwd_x, x), (self.fwd_w, w)):
-            stage.bind(array)
-            stage.convert()
-        self.fwd_y.bind(y)
-        args = {SRC: self.fwd_x.memory, WEIGHTS: self.fwd_w.memory, DST: self.fwd_y.memory}
+        bias = {}
         if self.bias_term:
             _set_handle(self.lib, self.b, b)
-            args[BIAS] = self.b
-        _execute(self.lib, self.fwd, args)
-        self.fwd_y.convert()
+            bias = {BIAS: self.b}
+        self.run(self.fwd, [(SRC, self.fwd_x, x), (WEIGHTS, self.fwd_w, w)],
+                 [(DST, self.fwd_y, y)], bias)
 
     def backward(self, x, w, dy, need_weights, dx=None):
         """Gradients of one bottom: with need_weights, fill self.dw (and self.db) with dL/dW
         (dL/db) for this bottom alone; with dx, overwrite it with dL/dx."""
-        self.bwd_dy.bind(dy)
-        self.bwd_dy.convert()
+        dy_ready = False   # bwd_dy holds dy in the library's layout
         if need_weights:
-            if self.wgt_dy is not self.bwd_dy:
-                self.wgt_dy.bind(dy)
-                self.wgt_dy.convert()
-            self.wgt_x.bind(x)
-            self.wgt_x.convert()
-            self.wgt_dw.bind(self.dw)
-            args = {SRC: self.wgt_x.memory, DIFF_DST: self.wgt_dy.memory,
-                    DIFF_WEIGHTS: self.wgt_dw.memory}
+            bias = {}
             if self.bias_term:
                 _set_handle(self.lib, self.b, self.db)
-                args[DIFF_BIAS] = self.b
-            _execute(self.lib, self.bwd_weights, args)
-            self.wgt_dw.convert()
+                bias = {DIFF_BIAS: self.b}
+            self.run(self.bwd_weights, [(SRC, self.wgt_x, x), (DIFF_DST, self.wgt_dy, dy)],
+                     [(DIFF_WEIGHTS, self.wgt_dw, self.dw)], bias)
+            dy_ready = self.wgt_dy is self.bwd_dy
         if dx is not None:
-            self.bwd_w.bind(w)
-            self.bwd_w.convert()
-            self.bwd_dx.bind(dx)
-            _execute(self.lib, self.bwd_data, {DIFF_DST: self.bwd_dy.memory,
-                                               WEIGHTS: self.bwd_w.memory,
-                                               DIFF_SRC: self.bwd_dx.memory})
-            self.bwd_dx.convert()
-
-    def __del__(self):
-        objects = getattr(self, "objects", None)
-        if objects is not None and sys is not None and not sys.is_finalizing():
-            objects.close()
+            inputs = [(WEIGHTS, self.bwd_w, w)]
+            if dy_ready:   # reordered once for both passes
+                memories = {DIFF_DST: self.bwd_dy.memory}
+            else:
+                inputs.append((DIFF_DST, self.bwd_dy, dy))
+                memories = None
+            self.run(self.bwd_data, inputs, [(DIFF_SRC, self.bwd_dx, dx)], memories)
 
 
-class PoolPlan:
+class PoolPlan(_Plan):
     """Forward and backward of one float32 pooling: max, or average whose divisor counts
     padding (`include_padding`) or not.
 
@@ -404,16 +434,6 @@ class PoolPlan:
     maximum in a workspace between forward and backward (the first maximum in scan order on
     ties, as Caffe). Raises OneDNNError when the library has no implementation.
     """
-
-    def __init__(self, x_shape, y_shape, kernel, stride, pad, pad_after, method):
-        lib = library()[0]
-        self.lib = lib
-        self.objects = obj = _Objects(lib)
-        try:
-            self._build(obj, x_shape, y_shape, kernel, stride, pad, pad_after, method)
-        except Exception:
-            obj.close()
-            raise
 
     def _build(self, obj, x_shape, y_shape, kernel, stride, pad, pad_after, method):
         nd = len(x_shape)
@@ -433,39 +453,20 @@ class PoolPlan:
         self.y = _Staged(obj, y_plain, y_chosen, False, "dst")
         self.dy = _Staged(obj, y_plain, _chosen(self.lib, bwd, Q_DIFF_DST), True, "diff_dst")
         self.dx = _Staged(obj, x_plain, _chosen(self.lib, bwd, Q_DIFF_SRC), False, "diff_src")
-        self.workspace = None
+        self.workspace = {}   # the {WORKSPACE: memory} both passes take, for max pooling
         if method == POOLING_MAX:
             md = _chosen(self.lib, fwd, Q_WORKSPACE)
             size = self.lib.dnnl_memory_desc_get_size(md)
             self._workspace_buffer = np.empty(max(size, 1), np.uint8)
-            self.workspace = obj.memory(md, self._workspace_buffer)
+            self.workspace = {WORKSPACE: obj.memory(md, self._workspace_buffer)}
         self.impl = [_impl(self.lib, pd) for pd in (fwd, bwd)]
         self.fwd, self.bwd = obj.primitive(fwd), obj.primitive(bwd)
 
     def forward(self, x, y):
         """y = the pooled x (C-contiguous float32); y is overwritten."""
-        self.x.bind(x)
-        self.x.convert()
-        self.y.bind(y)
-        args = {SRC: self.x.memory, DST: self.y.memory}
-        if self.workspace is not None:
-            args[WORKSPACE] = self.workspace
-        _execute(self.lib, self.fwd, args)
-        self.y.convert()
+        self.run(self.fwd, [(SRC, self.x, x)], [(DST, self.y, y)], self.workspace)
 
     def backward(self, dy, dx):
         """dx = dL/dx from dy, overwritten; max pooling routes through the last forward's
         maxima."""
-        self.dy.bind(dy)
-        self.dy.convert()
-        self.dx.bind(dx)
-        args = {DIFF_DST: self.dy.memory, DIFF_SRC: self.dx.memory}
-        if self.workspace is not None:
-            args[WORKSPACE] = self.workspace
-        _execute(self.lib, self.bwd, args)
-        self.dx.convert()
-
-    def __del__(self):
-        objects = getattr(self, "objects", None)
-        if objects is not None and sys is not None and not sys.is_finalizing():
-            objects.close()
+        self.run(self.bwd, [(DIFF_DST, self.dy, dy)], [(DIFF_SRC, self.dx, dx)], self.workspace)

@@ -1,5 +1,4 @@
 """Convolution: N-D, grouped, strided, padded, dilated; as patch matrices and GEMMs."""
-import logging
 import math
 
 import numpy as np
@@ -9,8 +8,6 @@ from ..backend import get_array_module
 from ..im2col import ConvGeometry, as_tuple, col2im, im2col, im2row
 from ..layer import Layer, register_layer
 from ..proto import caffe_pb2
-
-log = logging.getLogger("dist_caffe.layers.convolution")
 
 # Bound on one layer's im2col matrix: a batch whose matrix would be larger runs in chunks of
 # images (and its backward then redoes im2col instead of keeping the forward's matrix).
@@ -223,18 +220,11 @@ class ConvolutionLayer(Layer):
                 or not 1 <= self.geometry.nd <= 3 or not onednn.available()
                 or self.channels // self.group < ONEDNN_MIN_CHANNELS and onednn.threads() == 1):
             return None
-        key = (self.num, x.shape[self.axis:])
-        if self._plan_key != key:
-            self._plan_key, self._plan = key, None
-            g = self.geometry
-            try:
-                self._plan = onednn.ConvPlan(
-                    (self.num, self.channels) + g.size, self.weight_shape(),
-                    (self.num, self.num_output) + g.out, self.group, g.stride, g.pad,
-                    g.dilation, self.bias_term)
-            except onednn.OneDNNError as e:   # no implementation for this geometry
-                log.info("layer %s runs on numpy: %s", self.name, e)
-        return self._plan
+        g = self.geometry
+        return onednn.layer_plan(self, (self.num, x.shape[self.axis:]), lambda: onednn.ConvPlan(
+            (self.num, self.channels) + g.size, self.weight_shape(),
+            (self.num, self.num_output) + g.out, self.group, g.stride, g.pad, g.dilation,
+            self.bias_term))
 
     def _forward_engine(self, plan, bottom, top):
         g = self.geometry

@@ -1,6 +1,5 @@
 """Pooling: MAX or AVE over 2-D windows (Caffe's ceil-rounded output size)."""
 import itertools
-import logging
 
 import numpy as np
 
@@ -14,8 +13,6 @@ MAX = caffe_pb2.PoolingParameter.MAX
 AVE = caffe_pb2.PoolingParameter.AVE
 STOCHASTIC = caffe_pb2.PoolingParameter.STOCHASTIC
 FLOOR = caffe_pb2.PoolingParameter.FLOOR
-
-log = logging.getLogger("dist_caffe.layers.pooling")
 
 
 def _pair(layer, p, field, default):
@@ -190,15 +187,9 @@ class PoolingLayer(Layer):
         method = self._engine_method(top_count)
         if method is None or not onednn.available():
             return None
-        key = (x.shape, method)
-        if self._plan_key != key:
-            self._plan_key, self._plan = key, None
-            try:
-                self._plan = onednn.PoolPlan(x.shape, x.shape[:2] + self.out, self.kernel,
-                                             self.stride, self.pad, self._reach_past(), method)
-            except onednn.OneDNNError as e:
-                log.info("layer %s runs on numpy: %s", self.name, e)
-        return self._plan
+        return onednn.layer_plan(self, (x.shape, method), lambda: onednn.PoolPlan(
+            x.shape, x.shape[:2] + self.out, self.kernel, self.stride, self.pad,
+            self._reach_past(), method))
 
     def forward(self, bottom, top):
         x = bottom[0].data

@@ -54,3 +54,13 @@ def spread(operand, ndim, axis):
     """operand reshaped to broadcast over an ndim array from `axis`."""
     operand = np.asarray(operand)
     return operand.reshape((1,) * axis + operand.shape + (1,) * (ndim - axis - operand.ndim))
+
+
+def onednn_refuses(call):
+    """A stand-in for a oneDNN plan class that fails as the library does when it has no
+    implementation (status 3) for `call`."""
+    from dist_caffe import onednn
+
+    def refuse(*args, **kwargs):
+        raise onednn.OneDNNError(f"oneDNN {call} failed: unimplemented (3)")
+    return refuse

@@ -13,6 +13,7 @@ from dist_caffe import onednn
 from dist_caffe.layers import convolution
 from dist_caffe.testing import make_layer, setup_layer
 
+from .conftest import onednn_refuses
 from .test_convolution import conv_text
 
 needs_onednn = pytest.mark.skipif(not onednn.available(),
@@ -184,10 +185,8 @@ def test_without_the_library_convolutions_run_on_numpy(monkeypatch):
 
 @needs_onednn
 def test_a_geometry_onednn_rejects_falls_back_to_numpy_and_says_so(monkeypatch, caplog):
-    def refuse(*args, **kwargs):
-        raise onednn.OneDNNError("oneDNN dnnl_convolution_forward_primitive_desc_create "
-                                 "failed: unimplemented (3)")
-    monkeypatch.setattr(onednn, "ConvPlan", refuse)
+    monkeypatch.setattr(onednn, "ConvPlan",
+                        onednn_refuses("dnnl_convolution_forward_primitive_desc_create"))
     text = conv_text(4, "kernel_size: 3 pad: 1")
     xs, dys = _inputs(text, [(2, 32, 5, 5)], 5)
     with caplog.at_level(logging.INFO, logger="dist_caffe.layers.convolution"):

@@ -9,6 +9,8 @@ import pytest
 from dist_caffe import onednn
 from dist_caffe.testing import make_layer, setup_layer
 
+from .conftest import onednn_refuses
+
 needs_onednn = pytest.mark.skipif(not onednn.available(),
                                   reason=f"oneDNN not loaded: {onednn.library()[1]}")
 
@@ -84,10 +86,8 @@ def test_numpy_pools_what_onednn_would_compute_differently(why, extra, shape, dt
 
 @needs_onednn
 def test_a_pooling_onednn_rejects_falls_back_to_numpy_and_says_so(monkeypatch, caplog):
-    def refuse(*args, **kwargs):
-        raise onednn.OneDNNError("oneDNN dnnl_pooling_forward_primitive_desc_create failed "
-                                 "unimplemented (3)")
-    monkeypatch.setattr(onednn, "PoolPlan", refuse)
+    monkeypatch.setattr(onednn, "PoolPlan",
+                        onednn_refuses("dnnl_pooling_forward_primitive_desc_create"))
     x = np.random.default_rng(2).standard_normal((2, 4, 6, 6)).astype(np.float32)
     with caplog.at_level(logging.INFO, logger="dist_caffe.layers.pooling"):
         layer, y, _ = _run(pool_text("pool: MAX kernel_size: 2 stride: 2"), x,
